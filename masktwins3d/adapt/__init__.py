@@ -1,0 +1,1 @@
+"""Domain adaptation: complementary masks, losses, the EMA teacher, methods and the trainer."""

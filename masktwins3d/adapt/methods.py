@@ -1,0 +1,148 @@
+"""Training methods: each defines its loss for one iteration; the trainer only steps it.
+
+``noadapt`` and ``oracle`` are supervised (on source, or on target labels). ``mic``, ``rmask``
+and ``masktwins`` are presets of one masked-consistency method whose parts (CL, CMask/RMask,
+CM, EMA, AdaIN) are independent switches, so the paper's ablation rows can be re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from .losses import Head, consistency_loss, cross_mask_loss, pseudo_label, supervised_loss
+from .masks import MaskKind, apply_mask, draw_masks
+from .teacher import EMATeacher
+
+# Method presets: the values that ``null`` config switches take for each method.
+PRESETS: dict[str, dict] = {
+    "noadapt": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
+    "oracle": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
+    "mic": dict(cl=True, cm=False, kind="single", ratio=0.7, ema=True, adain=False),
+    "rmask": dict(cl=True, cm=True, kind="independent", ratio=0.5, ema=True, adain=False),
+    "masktwins": dict(cl=True, cm=True, kind="complementary", ratio=0.5, ema=True, adain=False),
+}
+SUPERVISED = ("noadapt", "oracle")
+
+
+def apply_preset(run):
+    """Return ``run`` with every ``None`` switch set from ``PRESETS[run.method]``."""
+    if run.method not in PRESETS:
+        raise UserError(f"method={run.method!r} is unknown; choose one of {list(PRESETS)}")
+    p = PRESETS[run.method]
+
+    def pick(value, default):
+        return default if value is None else value
+
+    return dataclasses.replace(
+        run,
+        mask=dataclasses.replace(run.mask, kind=pick(run.mask.kind, p["kind"]), ratio=pick(run.mask.ratio, p["ratio"])),
+        loss=dataclasses.replace(run.loss, cl=pick(run.loss.cl, p["cl"]), cm=pick(run.loss.cm, p["cm"])),
+        teacher=dataclasses.replace(run.teacher, ema=pick(run.teacher.ema, p["ema"])),
+        model=dataclasses.replace(run.model, adain=pick(run.model.adain, p["adain"])),
+    )
+
+
+class Supervised(nn.Module):
+    """``L = L_sup`` on the labelled batch (source for ``noadapt``, target for ``oracle``).
+
+    Args:
+        model: the network.
+        head: softmax or sigmoid.
+    """
+
+    needs_target = False
+
+    def __init__(self, model: nn.Module, head: Head):
+        super().__init__()
+        self.model, self.head = model, Head(head)
+
+    def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        l_sup = supervised_loss(self.model(batch["source_image"]), batch["source_label"], self.head)
+        return l_sup, {"loss": l_sup.item(), "l_sup": l_sup.item()}
+
+    def after_step(self, step: int) -> None:
+        """Nothing to update."""
+
+
+class MaskedConsistency(nn.Module):
+    """Source supervision plus masked target self-training (MaskTwins and its ablations).
+
+    ``L = L_sup + [cl] * sum_k w_k CE(f(M_k * x_T), y_hat) + [cm] * lambda_cm * MSE(views)``,
+    with ``y_hat`` from the EMA teacher (or the detached student when EMA is off) on the unmasked
+    target.
+
+    Args:
+        model: the student network.
+        run: the resolved :class:`~masktwins3d.config.RunConfig`.
+        fill: normalised value of masked voxels (0 for ``mask.fill: mean``).
+        generator: torch generator that draws the masks.
+    """
+
+    needs_target = True
+
+    def __init__(self, model: nn.Module, run, fill: float, generator: torch.Generator):
+        super().__init__()
+        self.model = model
+        self.head = Head(run.model.head)
+        self.mask, self.lcfg, self.fill, self.generator = run.mask, run.loss, fill, generator
+        self.kind = MaskKind(run.mask.kind)
+        self.teacher = EMATeacher(model, run.teacher.alpha_max, run.teacher.mode) if run.teacher.ema else None
+        threshold = list(run.loss.threshold)
+        self.threshold = threshold[0] if self.head is Head.SOFTMAX or len(threshold) == 1 else threshold
+        self.adain = bool(run.model.adain)
+
+    def view_weights(self, n_views: int) -> list[float]:
+        if n_views == 2:
+            return [self.lcfg.view_weight, 1.0 - self.lcfg.view_weight]
+        return [1.0 / n_views] * n_views
+
+    def _predict_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.lcfg.views_batched:
+            return list(self.model(torch.cat(views)).chunk(len(views)))
+        return [self.model(v) for v in views]
+
+    def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        xs, ys, xt = batch["source_image"], batch["source_label"], batch["target_image"]
+        logits_s = self.model(xs, style=xt) if self.adain else self.model(xs)
+        l_sup = supervised_loss(logits_s, ys, self.head)
+        total, logs = l_sup, {"l_sup": l_sup.item()}
+        if self.lcfg.cl or self.lcfg.cm:
+            if self.teacher is not None:
+                t_logits = self.teacher(xt)
+            else:
+                with torch.no_grad():
+                    t_logits = self.model(xt)
+            label, confident = pseudo_label(t_logits, self.head, self.threshold)
+            masks = draw_masks(
+                self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
+                self.generator, self.mask.views, xt.device,
+            )
+            view_logits = self._predict_views([apply_mask(xt, m, self.fill) for m in masks])
+            logs["quality"] = confident.float().mean().item()
+            if self.lcfg.cl:
+                l_cl = consistency_loss(
+                    view_logits, label, confident, self.head, self.lcfg.weighting, self.view_weights(len(view_logits))
+                )
+                total = total + l_cl
+                logs["l_cl"] = l_cl.item()
+            if self.lcfg.cm and len(view_logits) > 1:
+                l_cm = cross_mask_loss(view_logits, self.lcfg.cm_space, self.head)
+                total = total + self.lcfg.lambda_cm * l_cm
+                logs["l_cm"] = l_cm.item()
+        logs["loss"] = total.item()
+        return total, logs
+
+    def after_step(self, step: int) -> None:
+        if self.teacher is not None:
+            self.teacher.update(self.model, step)
+
+
+def build_method(run, model: nn.Module, fill: float, generator: torch.Generator) -> nn.Module:
+    """The method object for ``run.method`` (supervised or masked consistency)."""
+    if run.method in SUPERVISED:
+        return Supervised(model, run.model.head)
+    return MaskedConsistency(model, run, fill, generator)

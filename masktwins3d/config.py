@@ -1,0 +1,225 @@
+"""The typed run configuration: the one place where defaults live.
+
+A YAML file plus ``key=value`` overrides are merged onto these dataclasses with OmegaConf;
+an unknown key or a value of the wrong type is a :class:`~masktwins3d.errors.UserError`.
+Method-dependent switches default to ``None`` and are filled in from the method's preset
+(:data:`masktwins3d.adapt.methods.PRESETS`), so each default is stated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    """Args: name: registry name; widths: per-stage channels; out_channels: classes (softmax) or
+    channels (sigmoid); head: ``softmax`` or ``sigmoid``; adain: AdaIN in shallow layers (training only)."""
+
+    name: str = "unet2d"
+    in_channels: int = 1
+    out_channels: int = 2
+    widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])
+    head: str = "softmax"
+    adain: Optional[bool] = None
+
+
+@dataclass
+class VolumeConfig:
+    """Args: raw: image spec (``x.zarr/raw``, ``f.h5:/raw``, ``stack.tif``, a folder);
+    label: label spec (0/1, 0/255 or bool), or null."""
+
+    raw: Optional[str] = None
+    label: Optional[str] = None
+
+
+@dataclass
+class DataConfig:
+    """Args: crop: training crop (Y, X) in voxels; batch_size: crops per domain and step;
+    augment: random flips, 90-degree rotations and transposes."""
+
+    source: VolumeConfig = field(default_factory=VolumeConfig)
+    target: VolumeConfig = field(default_factory=VolumeConfig)
+    crop: List[int] = field(default_factory=lambda: [512, 512])
+    batch_size: int = 2
+    augment: bool = True
+
+
+@dataclass
+class MaskConfig:
+    """Args: kind: complementary | independent | single | none (null: the method's);
+    patch: cell edge b in voxels (crop must be a multiple); ratio: masked fraction r (null: the
+    method's: 0.5, MIC 0.7); views: K for complementary masks; fill: mean | zero."""
+
+    kind: Optional[str] = None
+    patch: int = 32
+    ratio: Optional[float] = None
+    views: int = 2
+    fill: str = "mean"
+
+
+@dataclass
+class LossConfig:
+    """Args: cl / cm: use L_cl / L_cm (null: the method's); view_weight: lambda between the two
+    views in L_cl; lambda_cm: weight of L_cm; cm_space: logits | probs; weighting: quality |
+    per_voxel; threshold: pseudo-label confidence delta (one per sigmoid channel allowed);
+    views_batched: run the masked views as one concatenated batch (same result for instance norm,
+    different batch statistics for batch norm)."""
+
+    cl: Optional[bool] = None
+    cm: Optional[bool] = None
+    view_weight: float = 0.5
+    lambda_cm: float = 0.01
+    cm_space: str = "logits"
+    weighting: str = "quality"
+    threshold: List[float] = field(default_factory=lambda: [0.7])
+    views_batched: bool = False
+
+
+@dataclass
+class TeacherConfig:
+    """Args: ema: EMA teacher (false: the student itself, detached, makes the pseudo-labels);
+    alpha_max: EMA cap; mode: ours | official."""
+
+    ema: Optional[bool] = None
+    alpha_max: float = 0.999
+    mode: str = "ours"
+
+
+@dataclass
+class OptimConfig:
+    """Args: name: adam | adamw; lr; betas; weight_decay; schedule: poly | warmup | constant;
+    power: poly exponent; warmup: linear warm-up iterations; iterations: total steps."""
+
+    name: str = "adam"
+    lr: float = 1e-4
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    schedule: str = "poly"
+    power: float = 0.9
+    warmup: int = 0
+    iterations: int = 200_000
+
+
+@dataclass
+class TrainConfig:
+    """Args: out_dir: run folder; seed; device: auto | cpu | cuda; threads: torch CPU threads
+    (0: torch's default); checkpoint_every / log_every: iterations; amp: bf16 autocast on GPU;
+    progress: show a progress bar."""
+
+    out_dir: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    amp: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    """A complete training run. ``method``: noadapt | oracle | mic | rmask | masktwins."""
+
+    method: str = "masktwins"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise UserError(f"override {item!r} is not key=value; write e.g. optim.lr=1e-4")
+    key, value = item.split("=", 1)
+    return key.strip(), yaml.safe_load(value) if value != "" else None
+
+
+def _structured_error(exc: OmegaConfBaseException, where: str) -> UserError:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    msg = str(exc).splitlines()[0]
+    if "Key" in type(exc).__name__ or "not in struct" in msg:
+        return UserError(f"unknown config key {key!r} in {where}; check the spelling against configs/*.yaml or `masktwins3d train --help`")
+    return UserError(f"bad value for config key {key!r} in {where} ({msg}); fix it in the file or the override")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Merge a YAML file and ``key=value`` overrides onto :class:`RunConfig` and validate.
+
+    Args:
+        path: YAML file (or None for the defaults).
+        overrides: dotted ``key=value`` strings, values parsed as YAML (``optim.lr=1e-3``).
+    """
+    cfg = OmegaConf.structured(RunConfig)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist; pass an existing YAML file, e.g. configs/mito_demo.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"config file {path} must hold a mapping of keys; see configs/mito_demo.yaml")
+        try:
+            cfg = OmegaConf.merge(cfg, loaded)
+        except OmegaConfBaseException as exc:
+            raise _structured_error(exc, str(path)) from None
+    for item in overrides:
+        key, value = _parse_override(item)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={_yaml_dump(value)}"]))
+        except OmegaConfBaseException as exc:
+            raise _structured_error(exc, f"override {item!r}") from None
+    run: RunConfig = OmegaConf.to_object(cfg)
+    return resolve(run)
+
+
+def _yaml_dump(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+def resolve(run: RunConfig) -> RunConfig:
+    """Fill method-dependent switches from the method's preset and check value ranges."""
+    from .adapt.methods import apply_preset  # local: methods import torch
+
+    run = apply_preset(run)
+    choices = {
+        "loss.cm_space": (run.loss.cm_space, ("logits", "probs")),
+        "loss.weighting": (run.loss.weighting, ("quality", "per_voxel")),
+        "mask.fill": (run.mask.fill, ("mean", "zero")),
+        "mask.kind": (run.mask.kind, ("complementary", "independent", "single", "none")),
+        "teacher.mode": (run.teacher.mode, ("ours", "official")),
+        "optim.name": (run.optim.name, ("adam", "adamw")),
+        "optim.schedule": (run.optim.schedule, ("poly", "warmup", "constant")),
+        "model.head": (run.model.head, ("softmax", "sigmoid")),
+        "train.device": (run.train.device, ("auto", "cpu", "cuda")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{key}={value!r} is not one of {list(allowed)}; fix the config or pass {key}=<one of them>")
+    if run.data.batch_size < 1 or run.optim.iterations < 1:
+        raise UserError("data.batch_size and optim.iterations must be at least 1; fix the config")
+    if not 0.0 <= run.loss.view_weight <= 1.0:
+        raise UserError(f"loss.view_weight={run.loss.view_weight} must be in [0, 1]; the paper uses 0.5")
+    return run
+
+
+def to_yaml(run: RunConfig) -> str:
+    """The resolved config as YAML (written into every run folder)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(run))

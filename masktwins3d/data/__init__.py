@@ -1,0 +1,1 @@
+"""Data: intensity normalisation, crop sampling and batches for training."""

@@ -1,0 +1,9 @@
+"""Networks behind a small registry: ``build_model(cfg)`` picks one by name.
+
+Adding a model is one file: define the ``nn.Module`` and decorate it with ``@register("name")``.
+"""
+
+from .registry import MODELS, build_model, register
+from . import unet2d  # noqa: F401  (registers "unet2d")
+
+__all__ = ["MODELS", "build_model", "register"]

@@ -1,0 +1,36 @@
+"""Model registry: names to constructors, so configs choose a network by ``model.name``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from ..errors import UserError
+
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator that makes a model constructible as ``model.name: <name>``."""
+
+    def deco(cls: type) -> type:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return deco
+
+
+def build_model(cfg) -> nn.Module:
+    """Build the network described by a :class:`~masktwins3d.config.ModelConfig`."""
+    if cfg.name not in MODELS:
+        raise UserError(f"model.name={cfg.name!r} is unknown; choose one of {sorted(MODELS)}")
+    return MODELS[cfg.name](
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
+        widths=tuple(cfg.widths),
+        adain=cfg.adain,
+    )

@@ -1,0 +1,180 @@
+"""Assemble a training run from a config: volumes, samplers, model, method, optimiser, trainer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .adapt.methods import build_method
+from .adapt.schedule import build_optimizer, build_scheduler
+from .adapt.trainer import CHECKPOINT, Trainer
+from .atomic import atomic_write_text
+from .config import RunConfig, to_yaml
+from .data.labels import check_binary_volume
+from .data.normalize import volume_normalizer
+from .data.sampling import SectionCrops
+from .errors import UserError
+from .io import open_volume
+from .models import build_model
+
+
+def git_commit() -> str | None:
+    """The project's git commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+def _open_pair(vcfg, key: str, need_label: bool):
+    if not vcfg.raw:
+        raise UserError(f"data.{key}.raw is not set; give the image volume, e.g. data.{key}.raw=volumes/demo/{key}_train.zarr/raw")
+    raw = open_volume(vcfg.raw).require_3d(f"data.{key}.raw")
+    label = None
+    if need_label:
+        if not vcfg.label:
+            raise UserError(f"data.{key}.label is not set but this method trains on {key} labels; set data.{key}.label")
+        label = open_volume(vcfg.label).require_3d(f"data.{key}.label")
+        check_binary_volume(label)
+    return raw, label
+
+
+class DomainBatches:
+    """Callable producing the training batch dict from independent source and target samplers."""
+
+    def __init__(self, labelled: SectionCrops, target: SectionCrops | None, batch_size: int, device: torch.device):
+        self.labelled, self.target, self.batch_size, self.device = labelled, target, batch_size, device
+
+    def __call__(self) -> dict:
+        img, lab = self.labelled.sample(self.batch_size)
+        batch = {
+            "source_image": torch.from_numpy(img).to(self.device),
+            "source_label": torch.from_numpy(lab).long().to(self.device),
+        }
+        if self.target is not None:
+            timg, _ = self.target.sample(self.batch_size)
+            batch["target_image"] = torch.from_numpy(timg).to(self.device)
+        return batch
+
+
+def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to reuse a non-empty run folder unless ``--overwrite`` (wipe) or ``--resume``."""
+    if resume:
+        if not (out_dir / CHECKPOINT).is_file():
+            raise UserError(f"--resume but {out_dir / CHECKPOINT} does not exist; drop --resume to start a new run")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"run folder {out_dir} exists; pass --overwrite to replace it, --resume to continue it, or set train.out_dir")
+        shutil.rmtree(out_dir)
+
+
+def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Trainer:
+    """Check every input, then build the trainer (nothing long has run yet when this returns)."""
+    out_dir = Path(run.train.out_dir)
+    oracle = run.method == "oracle"
+    source_cfg = run.data.target if oracle else run.data.source
+    s_raw, s_label = _open_pair(source_cfg, "target" if oracle else "source", need_label=True)
+    t_raw = None
+    model = build_model(run.model)
+    if getattr(model, "spatial_dims", 2) != 2:
+        raise UserError(f"model.name={run.model.name!r} is not a 2D model; the section-wise mito track needs unet2d")
+    method_needs_target = run.method not in ("noadapt", "oracle")
+    if method_needs_target:
+        t_raw, _ = _open_pair(run.data.target, "target", need_label=False)
+    prepare_out_dir(out_dir, overwrite, resume)
+
+    if run.train.threads > 0:
+        torch.set_num_threads(run.train.threads)
+    torch.manual_seed(run.train.seed)
+    model = build_model(run.model)  # rebuilt after seeding so the initial weights follow the seed
+    device = pick_device(run.train.device)
+    model.to(device)
+    seeds = np.random.SeedSequence(run.train.seed).spawn(3)
+    s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
+    mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
+    s_norm = volume_normalizer(s_raw)
+    labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment)
+    target = None
+    fill = 0.0
+    if t_raw is not None:
+        t_norm = volume_normalizer(t_raw)
+        target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
+        fill = t_norm.fill_value(run.mask.fill)
+    method = build_method(run, model, fill, mask_gen)
+    if method.needs_target:
+        # mask geometry errors surface now, not after the first step
+        from .adapt.masks import check_grid
+
+        if run.mask.kind != "none":
+            check_grid(run.data.crop, run.mask.patch)
+    optimizer = build_optimizer(model.parameters(), run.optim)
+    scheduler = build_scheduler(optimizer, run.optim)
+
+    def rng_state() -> dict:
+        return {
+            "torch": torch.get_rng_state(),
+            "mask": mask_gen.get_state(),
+            "source": json.dumps(s_rng.bit_generator.state),
+            "target": json.dumps(t_rng.bit_generator.state),
+        }
+
+    def set_rng_state(state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        mask_gen.set_state(state["mask"])
+        s_rng.bit_generator.state = json.loads(state["source"])
+        t_rng.bit_generator.state = json.loads(state["target"])
+
+    from dataclasses import asdict
+
+    trainer = Trainer(
+        method=method,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        next_batch=DomainBatches(labelled, target, run.data.batch_size, device),
+        out_dir=out_dir,
+        iterations=run.optim.iterations,
+        checkpoint_every=run.train.checkpoint_every,
+        log_every=run.train.log_every,
+        rng_state=rng_state,
+        set_rng_state=set_rng_state,
+        extra={
+            "model_config": asdict(run.model),
+            "config": to_yaml(run),
+            "version": __version__,
+            "commit": git_commit(),
+        },
+        progress=run.train.progress,
+    )
+    if resume:
+        trainer.resume(out_dir / CHECKPOINT)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", to_yaml(run))
+        atomic_write_text(
+            out_dir / "meta.json",
+            json.dumps({"version": __version__, "commit": git_commit(), "torch": torch.__version__}, indent=2) + "\n",
+        )
+    return trainer
+
+
+def train(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Path:
+    """Train as ``run`` describes and return the path of the final checkpoint."""
+    return build_trainer(run, overwrite=overwrite, resume=resume).run()
