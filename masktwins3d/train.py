@@ -93,14 +93,11 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
     source_cfg = run.data.target if oracle else run.data.source
     s_raw, s_label = _open_pair(source_cfg, "target" if oracle else "source", need_label=True)
     t_raw = None
-    model = build_model(run.model)
-    if getattr(model, "spatial_dims", 2) != 2:
+    if getattr(build_model(run.model), "spatial_dims", 2) != 2:
         raise UserError(f"model.name={run.model.name!r} is not a 2D model; the section-wise mito track needs unet2d")
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
         t_raw, _ = _open_pair(run.data.target, "target", need_label=False)
-    prepare_out_dir(out_dir, overwrite, resume)
-
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.train.seed)
@@ -125,6 +122,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
 
         if run.mask.kind != "none":
             check_grid(run.data.crop, run.mask.patch)
+    prepare_out_dir(out_dir, overwrite, resume)  # only now that every input has been checked
     optimizer = build_optimizer(model.parameters(), run.optim)
     scheduler = build_scheduler(optimizer, run.optim)
 

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+
+from masktwins3d.adapt.trainer import load_checkpoint
+from masktwins3d.config import load_config
+from masktwins3d.errors import UserError
+from masktwins3d.train import build_trainer, train
+
+from conftest import tiny_overrides
+
+
+@pytest.mark.parametrize("method", ["noadapt", "oracle", "mic", "rmask", "masktwins"])
+def test_every_method_trains_and_writes_a_run_folder(tiny_pair, tmp_path, method):
+    out = tmp_path / method
+    ckpt = train(load_config(None, tiny_overrides(tiny_pair, method, out, iterations=3)))
+    state = load_checkpoint(ckpt)
+    assert state["step"] == 3
+    assert (state["teacher"] is not None) == (method in ("mic", "rmask", "masktwins"))
+    lines = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [1, 2, 3]
+    if method == "masktwins":
+        assert {"l_sup", "l_cl", "l_cm", "quality"} <= set(lines[-1])
+    if method == "mic":
+        assert "l_cl" in lines[-1] and "l_cm" not in lines[-1]
+    assert (out / "config.yaml").is_file() and (out / "meta.json").is_file()
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_resume_gives_the_same_weights_as_a_straight_run(tiny_pair, tmp_path):
+    straight = load_checkpoint(train(load_config(None, tiny_overrides(tiny_pair, "masktwins", tmp_path / "a", iterations=4))))
+    half = tiny_overrides(tiny_pair, "masktwins", tmp_path / "b", iterations=4)
+    trainer = build_trainer(load_config(None, half))
+    trainer.iterations = 2  # stop after the step-2 checkpoint, as a killed job would
+    trainer.run()
+    resumed = load_checkpoint(train(load_config(None, half), resume=True))
+    assert resumed["step"] == 4
+    for key in ("model", "teacher"):
+        for name, value in straight[key].items():
+            assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"
+    assert straight["optimizer"]["state"][0]["exp_avg"].equal(resumed["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_existing_run_folder_needs_overwrite(tiny_pair, tmp_path):
+    run = load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "r", iterations=1))
+    train(run)
+    with pytest.raises(UserError, match="pass --overwrite"):
+        train(run)
+    train(run, overwrite=True)
+    with pytest.raises(UserError, match="--resume but"):
+        train(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "new", iterations=1)), resume=True)
+
+
+def test_crop_larger_than_the_volume_is_refused_before_training(tiny_pair, tmp_path):
+    ov = tiny_overrides(tiny_pair, "noadapt", tmp_path / "c") + ["data.crop=[128,128]", "mask.patch=8"]
+    with pytest.raises(UserError, match=r"data.crop=\[128, 128\] does not fit"):
+        build_trainer(load_config(None, ov))
+    assert not (tmp_path / "c").exists()
+
+
+def test_crop_not_multiple_of_mask_patch(tiny_pair, tmp_path):
+    ov = tiny_overrides(tiny_pair, "masktwins", tmp_path / "m") + ["mask.patch=12"]
+    with pytest.raises(UserError, match="not divisible by mask.patch=12"):
+        build_trainer(load_config(None, ov))
