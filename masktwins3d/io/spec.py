@@ -1,0 +1,84 @@
+"""``open_volume(spec)``: pick the reader for a volume spec.
+
+A spec is a local path, read as (first match wins):
+
+1. HDF5: ``file.h5:/key`` (``.h5``, ``.hdf5``, ``.hdf``; also ``file.h5/key``; no key: the only dataset);
+2. zarr: a path with a ``*.zarr`` part or inside a zarr store (arrays, groups, OME-Zarr images);
+3. a folder: 2D ``.tif``/``.tiff``/``.png`` sections, one per z;
+4. a ``.tif``/``.tiff`` file (multi-page: ZYX) or a ``.png`` file (YX).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UserError
+from .hdf5_io import open_hdf5, split_hdf5_spec
+from .tiff_io import IMAGE_SUFFIXES, TIFF_SUFFIXES, open_image, open_section_folder, open_tiff
+from .volume import Volume, check_offset, check_voxel_size
+from .zarr_io import is_zarr_spec, open_zarr
+
+FORMATS = (
+    "zarr/OME-Zarr (.zarr), HDF5 (file.h5:/key), TIFF stacks (.tif, .tiff), PNG images and folders of .tif/.png sections"
+)
+
+
+def open_volume(
+    spec: str | Path,
+    *,
+    voxel_size: Sequence[float] | None = None,
+    offset: Sequence[int] | None = None,
+    mode: str = "r",
+) -> Volume:
+    """Open a volume lazily: nothing but metadata (and section headers) is read until indexed.
+
+    Args:
+        spec: path of the volume (see the module docstring for the forms).
+        voxel_size: nm per voxel, ZYX; replaces the file's metadata (default: from the file, else 1.0).
+        offset: voxel coordinate of index 0, ZYX; replaces the file's metadata (default: from the
+            file, else 0). Offsets read from a file do not change when only ``voxel_size`` is given.
+        mode: "r" (default) or "r+" to write into an existing zarr volume (other formats are read only).
+
+    Raises:
+        UserError: missing file or key, unknown format, unreadable or inconsistent metadata.
+    """
+    spec = str(spec)
+    if not spec.strip():
+        raise UserError(f"volume path is empty; give a volume: {FORMATS}")
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
+    if voxel_size is not None:
+        voxel_size = check_voxel_size(voxel_size, f"{spec} voxel_size override")
+    if offset is not None:
+        offset = check_offset(offset, f"{spec} offset override")
+    overrides = {"voxel_size": voxel_size, "offset": offset}
+    path = Path(spec)
+
+    hdf5 = split_hdf5_spec(spec)
+    if hdf5 is not None:
+        _read_only(spec, mode, "HDF5")
+        volume = open_hdf5(hdf5[0], hdf5[1], spec, **overrides)
+    elif is_zarr_spec(path):
+        volume = open_zarr(path, spec, mode=mode, **overrides)
+    elif not path.exists():
+        raise UserError(f"{spec} does not exist; check the path")
+    elif path.is_dir():
+        _read_only(spec, mode, "a section folder")
+        volume = open_section_folder(path, spec, **overrides)
+    elif path.suffix.lower() in TIFF_SUFFIXES:
+        _read_only(spec, mode, "TIFF")
+        volume = open_tiff(path, spec, **overrides)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        _read_only(spec, mode, "PNG")
+        volume = open_image(path, spec, **overrides)
+    else:
+        raise UserError(f"{spec}: unknown volume format {path.suffix or '(no extension)'!r}; masktwins3d reads {FORMATS}")
+    volume._reopen = partial(open_volume, spec, mode=mode, **overrides)
+    return volume
+
+
+def _read_only(spec: str, mode: str, kind: str) -> None:
+    if mode != "r":
+        raise UserError(f"{spec}: {kind} volumes are read only; write results to zarr (out.zarr) instead")
