@@ -100,3 +100,28 @@ def test_write_demo_data_and_refuse_overwrite(tmp_path):
     write_demo_data(root, shapes=shapes, seed=2, overwrite=True)
     assert not np.array_equal(open_volume(specs["target_test"]["raw"]).read(), first)
     assert sorted(p.name for p in root.iterdir()) == ["source_train.zarr", "target_test.zarr", "target_train.zarr"]
+
+
+def _synth_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "synth_volumes.py"
+    spec = importlib.util.spec_from_file_location("synth_volumes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synth_script_writes_volumes_and_rejects_bad_input(tmp_path, capsys):
+    script = _synth_script()
+    out = tmp_path / "synth"
+    assert script.main(["--out", str(out), "--shape", "2,48,40", "--seed", "5"]) == 0
+    assert open_volume(str(out / "target_test.zarr" / "raw")).shape == (2, 48, 40)
+    assert "source_train" in capsys.readouterr().out
+    assert script.main(["--out", str(out), "--shape", "2,48,40"]) == 2  # exists, no --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--out", str(tmp_path / "other"), "--shape", "2,48"])
+    assert exc.value.code == 2 and not (tmp_path / "other").exists()
+    assert "three positive integers Z,Y,X" in capsys.readouterr().err
