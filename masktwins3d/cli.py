@@ -32,6 +32,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         iterations=args.iterations,
         overwrite=args.overwrite,
+        tracks=args.tracks,
+        synapse_config=args.synapse_config,
+        synapse_iterations=args.synapse_iterations,
     )
     return 0
 
@@ -82,18 +85,23 @@ def cmd_evaluate_mito(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import DEFAULT_TRACKS
+
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,evaluate}")
 
-    d = sub.add_parser("demo", help="synthetic source -> target demo: train 5 methods, predict, evaluate, print the table",
-                       description="Generate synthetic source/target EM volumes, train noadapt, mic, rmask, masktwins and oracle with the same budget and seed, predict the held-out target, score it (DA-ISC 2d) and write runs/demo/report.json and errors.png.")
-    d.add_argument("--config", default=None, help="training config for every method (default: configs/mito_demo.yaml)")
+    d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
+                       description="Mitochondria: generate synthetic source/target EM volumes, train noadapt, mic, rmask, masktwins and oracle with the same budget and seed, predict the held-out target, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
+    d.add_argument("--config", default=None, help="mito training config for every method (default: configs/mito_demo.yaml)")
+    d.add_argument("--synapse-config", default=None, help="synapse training config (default: configs/synapse_demo.yaml)")
+    d.add_argument("--tracks", nargs="+", default=list(DEFAULT_TRACKS), help=f"mito, synapse or both (default: {' '.join(DEFAULT_TRACKS)})")
     d.add_argument("--data", default="volumes/demo", help="where the synthetic volumes are written (default: volumes/demo)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     d.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all five)")
     d.add_argument("--seed", type=int, default=0, help="seed of the data and of every run (default: 0)")
-    d.add_argument("--iterations", type=int, default=None, help="iterations per method (default: the config's)")
+    d.add_argument("--iterations", type=int, default=None, help="mito iterations per method (default: the config's)")
+    d.add_argument("--synapse-iterations", type=int, default=None, help="synapse iterations per method (default: the config's)")
     d.add_argument("--overwrite", action="store_true", help="replace existing demo volumes and runs")
     d.set_defaults(func=cmd_demo)
 
@@ -106,11 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("predict", help="predict probabilities over a volume with a checkpoint",
-                       description="Sliding-window prediction, section by section, blended; writes a probability zarr (C, Z, Y, X) with the input's voxel size and offset.")
+                       description="Sliding-window prediction, blended (2D models section by section, 3D models in slabs); writes a probability zarr (C, Z, Y, X) with the input's voxel size and offset.")
     r.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
     r.add_argument("--input", required=True, help="image volume spec (x.zarr/raw, f.h5:/raw, stack.tif, folder)")
     r.add_argument("--output", required=True, help="output zarr path, e.g. runs/x/prob.zarr")
-    r.add_argument("--patch", type=_int_tuple, default=(256, 256), help="window Y,X in voxels, multiples of 16 (default: 256,256)")
+    r.add_argument("--patch", type=_int_tuple, default=None, help="window in voxels, multiples of 16: Y,X for 2D, Z,Y,X for 3D models (default: 256,256 or 64,64,64)")
     r.add_argument("--overlap", type=float, default=0.25, help="window overlap fraction in [0, 1) (default: 0.25)")
     r.add_argument("--blend", choices=["gaussian", "constant"], default="gaussian", help="blending of overlapping windows (default: gaussian)")
     r.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default: 4)")

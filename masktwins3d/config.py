@@ -22,7 +22,10 @@ from .errors import UserError
 @dataclass
 class ModelConfig:
     """Args: name: registry name; widths: per-stage channels; out_channels: classes (softmax) or
-    channels (sigmoid); head: ``softmax`` or ``sigmoid``; adain: AdaIN in shallow layers (training only)."""
+    channels (sigmoid); head: ``softmax`` or ``sigmoid``; adain: AdaIN in shallow layers (training
+    only; null: the method's, which for adapting methods is the model's own default: on for
+    resunet3d, off for unet2d); norm: normalisation layers (null: the model's; resunet3d:
+    group | batch | instance)."""
 
     name: str = "unet2d"
     in_channels: int = 1
@@ -30,27 +33,32 @@ class ModelConfig:
     widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])
     head: str = "softmax"
     adain: Optional[bool] = None
+    norm: Optional[str] = None
 
 
 @dataclass
 class VolumeConfig:
     """Args: raw: image spec (``x.zarr/raw``, ``f.h5:/raw``, ``stack.tif``, a folder);
-    label: label spec (0/1, 0/255 or bool), or null."""
+    label: label spec (0/1, 0/255 or bool), or null; points: synapse points in the WASPSYN
+    layout (``pre``/``post`` HDF5 or a CSV folder) in the image's voxel coordinates, or null."""
 
     raw: Optional[str] = None
     label: Optional[str] = None
+    points: Optional[str] = None
 
 
 @dataclass
 class DataConfig:
-    """Args: crop: training crop (Y, X) in voxels; batch_size: crops per domain and step;
-    augment: random flips, 90-degree rotations and transposes."""
+    """Args: crop: training crop in voxels, (Y, X) for 2D models, (Z, Y, X) for 3D models;
+    batch_size: crops per domain and step; augment: random flips, 90-degree rotations and
+    transposes; cube: edge in voxels of the cube drawn around each synapse point (3: 3x3x3)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     target: VolumeConfig = field(default_factory=VolumeConfig)
     crop: List[int] = field(default_factory=lambda: [512, 512])
     batch_size: int = 2
     augment: bool = True
+    cube: int = 3
 
 
 @dataclass
@@ -71,8 +79,10 @@ class LossConfig:
     """Args: cl / cm: use L_cl / L_cm (null: the method's); view_weight: lambda between the two
     views in L_cl; lambda_cm: weight of L_cm; cm_space: logits | probs; weighting: quality |
     per_voxel; threshold: pseudo-label confidence delta (one per sigmoid channel allowed);
-    views_batched: run the masked views as one concatenated batch (same result for instance norm,
-    different batch statistics for batch norm)."""
+    views_batched: run the masked views as one concatenated batch (same result for instance and
+    group norm, different batch statistics for batch norm); pos_weight: weight of positive voxels
+    in the sigmoid head's BCE of L_sup (not of L_cl: weighting pseudo-positives amplified false
+    positives in self-training), one value or one per channel (1: plain BCE, the paper's)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -82,6 +92,7 @@ class LossConfig:
     weighting: str = "quality"
     threshold: List[float] = field(default_factory=lambda: [0.7])
     views_batched: bool = False
+    pos_weight: List[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass

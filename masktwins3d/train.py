@@ -18,7 +18,7 @@ from .atomic import atomic_write_text
 from .config import RunConfig, to_yaml
 from .data.labels import check_binary_volume
 from .data.normalize import volume_normalizer
-from .data.sampling import SectionCrops
+from .data.sampling import PointCrops, SectionCrops
 from .errors import UserError
 from .io import open_volume
 from .models import build_model
@@ -56,17 +56,30 @@ def _open_pair(vcfg, key: str, need_label: bool):
     return raw, label
 
 
+def _open_points(vcfg, key: str, raw):
+    """The WASPSYN points of ``data.<key>.points`` as (pre zyx, post zyx), checked to lie inside ``raw``."""
+    from .io.points import check_inside, read_points
+
+    if not vcfg.points:
+        raise UserError(f"data.{key}.points is not set but this method trains on {key} synapse points; set data.{key}.points=FILE.h5")
+    pts = read_points(vcfg.points)
+    check_inside(pts, tuple(raw.shape), where=f"data.{key}.points={vcfg.points}")
+    return [pts.pre[:, :3], pts.post[:, 1:4]]
+
+
 class DomainBatches:
     """Callable producing the training batch dict from independent source and target samplers."""
 
-    def __init__(self, labelled: SectionCrops, target: SectionCrops | None, batch_size: int, device: torch.device):
+    def __init__(self, labelled, target, batch_size: int, device: torch.device, float_labels: bool = False):
         self.labelled, self.target, self.batch_size, self.device = labelled, target, batch_size, device
+        self.float_labels = float_labels
 
     def __call__(self) -> dict:
         img, lab = self.labelled.sample(self.batch_size)
+        lab = torch.from_numpy(lab)
         batch = {
             "source_image": torch.from_numpy(img).to(self.device),
-            "source_label": torch.from_numpy(lab).long().to(self.device),
+            "source_label": (lab.float() if self.float_labels else lab.long()).to(self.device),
         }
         if self.target is not None:
             timg, _ = self.target.sample(self.batch_size)
@@ -91,10 +104,22 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
     out_dir = Path(run.train.out_dir)
     oracle = run.method == "oracle"
     source_cfg = run.data.target if oracle else run.data.source
-    s_raw, s_label = _open_pair(source_cfg, "target" if oracle else "source", need_label=True)
+    labelled_key = "target" if oracle else "source"
+    dims = getattr(build_model(run.model), "spatial_dims", 2)
+    if len(run.data.crop) != dims:
+        raise UserError(f"data.crop={list(run.data.crop)} has {len(run.data.crop)} sizes but model {run.model.name} is {dims}D; give {dims} sizes")
+    if any(c % 16 for c in run.data.crop):
+        raise UserError(f"data.crop={list(run.data.crop)} must be multiples of 16 (the U-Nets down-sample four times); e.g. {[max(16, c // 16 * 16) for c in run.data.crop]}")
+    if dims == 3:
+        if run.model.head != "sigmoid":
+            raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
+        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False)
+        s_points = _open_points(source_cfg, labelled_key, s_raw)
+        if len(s_points) != run.model.out_channels:
+            raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
+    else:
+        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True)
     t_raw = None
-    if getattr(build_model(run.model), "spatial_dims", 2) != 2:
-        raise UserError(f"model.name={run.model.name!r} is not a 2D model; the section-wise mito track needs unet2d")
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
         t_raw, _ = _open_pair(run.data.target, "target", need_label=False)
@@ -108,12 +133,18 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     s_norm = volume_normalizer(s_raw)
-    labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment)
+    if dims == 3:
+        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube)
+    else:
+        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment)
     target = None
     fill = 0.0
     if t_raw is not None:
         t_norm = volume_normalizer(t_raw)
-        target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
+        if dims == 3:
+            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
+        else:
+            target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
         fill = t_norm.fill_value(run.mask.fill)
     method = build_method(run, model, fill, mask_gen)
     if method.needs_target:
@@ -146,7 +177,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
         method=method,
         optimizer=optimizer,
         scheduler=scheduler,
-        next_batch=DomainBatches(labelled, target, run.data.batch_size, device),
+        next_batch=DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid"),
         out_dir=out_dir,
         iterations=run.optim.iterations,
         checkpoint_every=run.train.checkpoint_every,
@@ -160,6 +191,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
             "commit": git_commit(),
         },
         progress=run.train.progress,
+        amp=run.train.amp,
     )
     if resume:
         trainer.resume(out_dir / CHECKPOINT)

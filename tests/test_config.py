@@ -24,7 +24,7 @@ def test_ablation_switches_override_the_preset():
     assert (run.teacher.ema, run.loss.cm, run.mask.kind, run.model.adain) == (False, False, "independent", True)
 
 
-@pytest.mark.parametrize("name", ["mito_demo.yaml", "mito_paper.yaml"])
+@pytest.mark.parametrize("name", ["mito_demo.yaml", "mito_paper.yaml", "synapse_demo.yaml", "synapse_waspsyn.yaml"])
 def test_shipped_configs_load(name):
     run = load_config(ROOT / "configs" / name)
     assert run.method == "masktwins"
@@ -61,3 +61,11 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(bad)
     with pytest.raises(UserError, match="not key=value"):
         load_config(None, ["optim.lr"])
+
+
+def test_synapse_paper_config_matches_the_paper():
+    run = load_config(ROOT / "configs" / "synapse_waspsyn.yaml")
+    assert (run.model.name, run.model.widths, run.model.adain) == ("resunet3d", [28, 36, 48, 64, 80], True)
+    assert (run.data.crop, run.data.batch_size, run.mask.patch, run.mask.kind) == ([96, 96, 96], 4, 6, "complementary")
+    assert (run.loss.lambda_cm, run.loss.threshold) == (0.1, [0.75, 0.65])
+    assert (run.optim.lr, run.optim.warmup, run.optim.iterations) == (1e-4, 1000, 200_000)

@@ -28,11 +28,25 @@ class CMSpace(str, Enum):
     PROBS = "probs"  # as the paper writes it
 
 
-def supervised_loss(logits: torch.Tensor, target: torch.Tensor, head: Head) -> torch.Tensor:
-    """``L_sup``: cross-entropy (softmax; target ``(B, *S)`` int) or BCE (sigmoid; target like logits)."""
+def supervised_loss(
+    logits: torch.Tensor, target: torch.Tensor, head: Head, pos_weight: Sequence[float] | None = None
+) -> torch.Tensor:
+    """``L_sup``: cross-entropy (softmax; target ``(B, *S)`` int) or BCE (sigmoid; target like logits).
+
+    ``pos_weight`` (sigmoid only): weight of the positive voxels per channel (one value for all
+    channels, or one per channel); ``None`` or all ones is plain BCE.
+    """
     if Head(head) is Head.SOFTMAX:
         return F.cross_entropy(logits, target.long())
-    return F.binary_cross_entropy_with_logits(logits, target.float())
+    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=_pos_weight(pos_weight, logits))
+
+
+def _pos_weight(pos_weight: Sequence[float] | None, logits: torch.Tensor) -> torch.Tensor | None:
+    """``pos_weight`` as a tensor broadcasting over ``(B, C, *S)`` logits, or None for plain BCE."""
+    if pos_weight is None or all(w == 1.0 for w in pos_weight):
+        return None
+    weight = torch.as_tensor(list(pos_weight), dtype=logits.dtype, device=logits.device)
+    return weight.reshape(1, -1, *([1] * (logits.ndim - 2))) if len(pos_weight) > 1 else weight.reshape(())
 
 
 def pseudo_label(

@@ -17,13 +17,14 @@ from .losses import Head, consistency_loss, cross_mask_loss, pseudo_label, super
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
-# Method presets: the values that ``null`` config switches take for each method.
+# Method presets: the values that ``null`` config switches take for each method. ``adain=None``:
+# the model's own default (``adain_default``: on for resunet3d, off for unet2d).
 PRESETS: dict[str, dict] = {
     "noadapt": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
     "oracle": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
-    "mic": dict(cl=True, cm=False, kind="single", ratio=0.7, ema=True, adain=False),
-    "rmask": dict(cl=True, cm=True, kind="independent", ratio=0.5, ema=True, adain=False),
-    "masktwins": dict(cl=True, cm=True, kind="complementary", ratio=0.5, ema=True, adain=False),
+    "mic": dict(cl=True, cm=False, kind="single", ratio=0.7, ema=True, adain=None),
+    "rmask": dict(cl=True, cm=True, kind="independent", ratio=0.5, ema=True, adain=None),
+    "masktwins": dict(cl=True, cm=True, kind="complementary", ratio=0.5, ema=True, adain=None),
 }
 SUPERVISED = ("noadapt", "oracle")
 
@@ -33,6 +34,13 @@ def apply_preset(run):
     if run.method not in PRESETS:
         raise UserError(f"method={run.method!r} is unknown; choose one of {list(PRESETS)}")
     p = PRESETS[run.method]
+    if run.method in SUPERVISED and run.model.adain:
+        raise UserError(f"model.adain=true but method={run.method} sees no target images to take statistics from; set model.adain=null or false")
+    adain = p["adain"]
+    if adain is None and run.model.adain is None:
+        from ..models import MODELS
+
+        adain = bool(getattr(MODELS.get(run.model.name), "adain_default", False))
 
     def pick(value, default):
         return default if value is None else value
@@ -42,7 +50,7 @@ def apply_preset(run):
         mask=dataclasses.replace(run.mask, kind=pick(run.mask.kind, p["kind"]), ratio=pick(run.mask.ratio, p["ratio"])),
         loss=dataclasses.replace(run.loss, cl=pick(run.loss.cl, p["cl"]), cm=pick(run.loss.cm, p["cm"])),
         teacher=dataclasses.replace(run.teacher, ema=pick(run.teacher.ema, p["ema"])),
-        model=dataclasses.replace(run.model, adain=pick(run.model.adain, p["adain"])),
+        model=dataclasses.replace(run.model, adain=pick(run.model.adain, adain)),
     )
 
 
@@ -52,16 +60,17 @@ class Supervised(nn.Module):
     Args:
         model: the network.
         head: softmax or sigmoid.
+        pos_weight: sigmoid head: BCE weight of positive voxels per channel (None: plain BCE).
     """
 
     needs_target = False
 
-    def __init__(self, model: nn.Module, head: Head):
+    def __init__(self, model: nn.Module, head: Head, pos_weight=None):
         super().__init__()
-        self.model, self.head = model, Head(head)
+        self.model, self.head, self.pos_weight = model, Head(head), pos_weight
 
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
-        l_sup = supervised_loss(self.model(batch["source_image"]), batch["source_label"], self.head)
+        l_sup = supervised_loss(self.model(batch["source_image"]), batch["source_label"], self.head, self.pos_weight)
         return l_sup, {"loss": l_sup.item(), "l_sup": l_sup.item()}
 
     def after_step(self, step: int) -> None:
@@ -108,7 +117,7 @@ class MaskedConsistency(nn.Module):
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         xs, ys, xt = batch["source_image"], batch["source_label"], batch["target_image"]
         logits_s = self.model(xs, style=xt) if self.adain else self.model(xs)
-        l_sup = supervised_loss(logits_s, ys, self.head)
+        l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
         total, logs = l_sup, {"l_sup": l_sup.item()}
         if self.lcfg.cl or self.lcfg.cm:
             if self.teacher is not None:
@@ -144,5 +153,5 @@ class MaskedConsistency(nn.Module):
 def build_method(run, model: nn.Module, fill: float, generator: torch.Generator) -> nn.Module:
     """The method object for ``run.method`` (supervised or masked consistency)."""
     if run.method in SUPERVISED:
-        return Supervised(model, run.model.head)
+        return Supervised(model, run.model.head, list(run.loss.pos_weight))
     return MaskedConsistency(model, run, fill, generator)

@@ -54,6 +54,7 @@ class Trainer:
         rng_state / set_rng_state: save and restore every random generator of the run.
         extra: constant entries stored in every checkpoint (model config, run config, version).
         progress: show a tqdm bar.
+        amp: bf16 autocast of the forward passes on a GPU (ignored on CPU).
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class Trainer:
         set_rng_state: Callable[[dict], None],
         extra: dict,
         progress: bool = True,
+        amp: bool = False,
     ):
         self.method, self.optimizer, self.scheduler = method, optimizer, scheduler
+        self.amp = amp
         self.next_batch, self.out_dir, self.iterations = next_batch, Path(out_dir), iterations
         self.checkpoint_every, self.log_every = max(1, checkpoint_every), max(1, log_every)
         self.rng_state, self.set_rng_state, self.extra = rng_state, set_rng_state, extra
@@ -112,6 +115,11 @@ class Trainer:
         self.set_rng_state(state["rng"])
         self.step = int(state["step"])
 
+    def _autocast(self):
+        """bf16 autocast of the forward passes when ``amp`` is on and the model is on a GPU."""
+        device = next(self.model.parameters()).device
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp and device.type == "cuda")
+
     def run(self) -> Path:
         """Train until ``iterations``; write a checkpoint on schedule, at the end and on Ctrl-C."""
         from torch.utils.tensorboard import SummaryWriter
@@ -125,7 +133,8 @@ class Trainer:
             with open(self.out_dir / "log.jsonl", "a", encoding="utf-8") as log:
                 while self.step < self.iterations:
                     batch = self.next_batch()
-                    loss, logs = self.method.loss(batch, self.step)
+                    with self._autocast():
+                        loss, logs = self.method.loss(batch, self.step)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()

@@ -15,6 +15,10 @@ from ..models import build_model
 from .predict import predict_volume
 
 
+DEFAULT_PATCH = {2: (256, 256), 3: (64, 64, 64)}
+"""Window used when no patch size is given, by the model's number of spatial axes."""
+
+
 def model_from_checkpoint(path: str | Path) -> torch.nn.Module:
     """The student network of a checkpoint, in eval mode (weights loaded with weights_only=True)."""
     state = load_checkpoint(path)
@@ -33,7 +37,7 @@ def predict_with_checkpoint(
     input_spec: str,
     output: str | Path,
     *,
-    patch_size=(256, 256),
+    patch_size=None,
     overlap: float = 0.25,
     blend: str = "gaussian",
     batch_size: int = 4,
@@ -48,7 +52,8 @@ def predict_with_checkpoint(
         checkpoint: ``checkpoint.pt`` of a training run.
         input_spec: image volume (any format :func:`~masktwins3d.io.open_volume` reads).
         output: probability zarr to write (refused if it exists, unless ``overwrite``).
-        patch_size / overlap / blend / batch_size: sliding-window settings (voxels, fraction).
+        patch_size / overlap / blend / batch_size: sliding-window settings (voxels, fraction);
+            ``patch_size=None`` takes 256 x 256 for 2D and 64 x 64 x 64 for 3D models.
         device: auto | cpu | cuda.
         out_dtype: float32 | float16 | uint8.
     """
@@ -56,8 +61,12 @@ def predict_with_checkpoint(
         raise UserError(f"{output} exists; pass --overwrite to replace it or choose another output")
     model = model_from_checkpoint(checkpoint)
     volume = open_volume(input_spec).require_3d("prediction")
-    if any(p % 16 for p in patch_size) or len(patch_size) != 2:
-        raise UserError(f"--patch {','.join(map(str, patch_size))} must be two multiples of 16 for the 2D U-Net, e.g. 256,256")
+    dims = getattr(model, "spatial_dims", 2)
+    if patch_size is None:
+        patch_size = DEFAULT_PATCH[dims]
+    if any(p % 16 for p in patch_size) or len(patch_size) != dims:
+        example = ",".join(map(str, DEFAULT_PATCH[dims]))
+        raise UserError(f"--patch {','.join(map(str, patch_size))} must be {dims} multiples of 16 for this {dims}D model, e.g. {example}")
     normalizer = volume_normalizer(volume)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,7 +1,10 @@
-"""Predict a 2D network over a ZYX volume section by section into a probability zarr.
+"""Predict a 2D or 3D network over a ZYX volume into a probability zarr.
 
-Each z-section is read on its own, normalised, predicted with :func:`.window.sliding_window`
-and written as foreground probabilities ``(C, Z, Y, X)`` with the input's voxel size and offset.
+2D models: each z-section is read on its own, normalised, predicted with
+:func:`.window.sliding_window` and written as foreground probabilities ``(C, Z, Y, X)`` with the
+input's voxel size and offset. 3D models: slabs of z-sections with a halo of half a window on
+each side are predicted with the 3D sliding window and their interiors written, so memory is
+bounded by the slab, not the volume.
 
 >>> out = predict_volume(model, open_volume("raw.zarr"), "prob.zarr", preprocess=volume_normalizer(vol))
 """
@@ -48,20 +51,24 @@ def predict_volume(
     out_dtype: str = "float32",
     overwrite: bool = False,
     progress: bool = True,
+    slab: int = 128,
 ):
-    """Predict every z-section of ``volume`` with a 2D ``model``; write probabilities to ``out_path``.
+    """Predict ``volume`` with a 2D or 3D ``model``; write probabilities to ``out_path``.
 
     Arguments are checked and ``out_path`` is refused (unless ``overwrite``) before anything is
-    computed. Reads one section at a time, so memory stays at a few sections whatever the volume.
+    computed. A 2D model reads one section at a time; a 3D model reads slabs of ``slab``
+    sections plus a halo of half a window on each side, so memory stays bounded whatever the
+    volume's depth.
 
     Args:
-        model: 2D network mapping ``(B, 1, H, W)`` float to ``(B, K, H, W)`` logits; moved to
-            ``device`` and put in eval mode.
+        model: network mapping ``(B, 1, *patch)`` float to ``(B, K, *patch)`` logits, 2D or 3D
+            by its ``spatial_dims`` attribute (default 2); moved to ``device``, in eval mode.
         volume: ZYX :class:`~masktwins3d.io.Volume` (or CZYX with one channel).
         out_path: output zarr (``out.zarr`` or ``out.zarr/group``), OME-Zarr ``czyx``.
         preprocess: raw section ``(Y, X)`` -> float32 normalised section of the same shape
             (e.g. a :class:`~masktwins3d.data.normalize.Normalizer`).
-        patch_size: window (Y, X), voxels (default 256 x 256); larger than a section is fine (padded).
+        patch_size: window (Y, X) for 2D, (Z, Y, X) for 3D models, voxels (default 256 x 256);
+            larger than the volume is fine (padded).
         overlap: fraction of a window shared with its neighbour, in [0, 1) (default 0.25).
         blend: ``gaussian`` (default) or ``constant`` weighting of overlapping windows.
         batch_size: windows per forward pass (default 4).
@@ -69,14 +76,16 @@ def predict_volume(
         activation: ``softmax`` (default; writes classes 1..K-1) or ``sigmoid`` (writes all K).
         out_dtype: ``float32`` (default), ``float16`` or ``uint8`` (round(p * 255)).
         overwrite: replace an existing ``out_path`` (default False: refuse).
-        progress: show a tqdm bar over sections (default True).
+        progress: show a tqdm bar over sections or slabs (default True).
+        slab: 3D models: sections written per slab (default 128).
 
     Returns:
         The output :class:`~masktwins3d.io.Volume` (open for writing), shape ``(C, Z, Y, X)``.
     """
     from ..io import create_volume
 
-    settings = check_settings(patch_size, overlap, blend, batch_size, activation, out_dtype)
+    dims = getattr(model, "spatial_dims", 2)
+    settings = check_settings(patch_size, overlap, blend, batch_size, activation, out_dtype, dims)
     read_section = section_reader(volume)
     if Path(out_path).exists() and not overwrite:
         raise UserError(f"{out_path} exists; pass --overwrite to replace it or choose another output")
@@ -90,9 +99,17 @@ def predict_volume(
         voxel_size=volume.voxel_size,
         offset=volume.offset,
         axes="czyx",
-        chunks=(1, 1, min(ny, MAX_CHUNK), min(nx, MAX_CHUNK)),
+        chunks=(1, 1, min(ny, MAX_CHUNK), min(nx, MAX_CHUNK)) if dims == 2 else (1, min(nz, 64), min(ny, 256), min(nx, 256)),
         overwrite=overwrite,
     )
+    if dims == 3:
+        for z0, z1, lo, hi in tqdm(slabs(nz, settings["patch_size"][0], slab), disable=not progress, desc="predict", unit="slab"):
+            stack = np.stack([preprocess(read_section(z)) for z in range(lo, hi)])
+            if stack.shape[1:] != (ny, nx):
+                raise ValueError(f"preprocess turned sections of shape {(ny, nx)} into {stack.shape[1:]}; keep the shape")
+            prob = predict_window(model, stack, settings, device)
+            out[:, z0:z1] = to_out_dtype(prob[:, z0 - lo : z1 - lo], out_dtype)
+        return out
     for z in tqdm(range(nz), disable=not progress, desc="predict", unit="section"):
         section = preprocess(read_section(z))
         if section.shape != (ny, nx):
@@ -134,15 +151,16 @@ def predict_array(
     return sections[0] if array.ndim == 2 else np.stack(sections, axis=1)
 
 
-def check_settings(patch_size, overlap, blend, batch_size, activation, out_dtype) -> dict:
+def check_settings(patch_size, overlap, blend, batch_size, activation, out_dtype, dims: int = 2) -> dict:
     """Validate the prediction settings; a :class:`UserError` with the fix for the first bad one."""
     try:
         patch = tuple(int(p) for p in patch_size)
-        ok = len(patch) == 2 and all(p > 0 and p == q for p, q in zip(patch, patch_size))
+        ok = len(patch) == dims and all(p > 0 and p == q for p, q in zip(patch, patch_size))
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise UserError(f"--patch {patch_size!r} must be two positive whole numbers (Y, X), e.g. 256,256")
+        example, axes = ("256,256", "(Y, X)") if dims == 2 else ("64,64,64", "(Z, Y, X)")
+        raise UserError(f"--patch {patch_size!r} must be {dims} positive whole numbers {axes} for this {dims}D model, e.g. {example}")
     try:
         fraction = float(overlap)
     except (TypeError, ValueError):
@@ -193,9 +211,23 @@ def output_channels(model: torch.nn.Module, settings: dict, device) -> int:
     return k
 
 
+def slabs(nz: int, patch_z: int, slab: int) -> list[tuple[int, int, int, int]]:
+    """``(z0, z1, lo, hi)`` per slab: write sections ``[z0, z1)``, read ``[lo, hi)`` (a halo of
+    ``patch_z // 2`` sections on each side, clipped to the volume)."""
+    if slab < 1:
+        raise UserError(f"slab={slab} must be at least 1 section")
+    halo = patch_z // 2
+    return [(z0, min(z0 + slab, nz), max(z0 - halo, 0), min(z0 + slab + halo, nz)) for z0 in range(0, nz, slab)]
+
+
 def predict_section(model: torch.nn.Module, section: np.ndarray, settings: dict, device) -> np.ndarray:
     """float32 ``(C, Y, X)`` probabilities of one normalised ``(Y, X)`` section (see :func:`output_channels`)."""
-    image = torch.as_tensor(np.ascontiguousarray(section, dtype=np.float32), device=device)[None]
+    return predict_window(model, section, settings, device)
+
+
+def predict_window(model: torch.nn.Module, region: np.ndarray, settings: dict, device) -> np.ndarray:
+    """float32 ``(C, *S)`` probabilities of one normalised single-channel region ``S`` (2D or 3D)."""
+    image = torch.as_tensor(np.ascontiguousarray(region, dtype=np.float32), device=device)[None]
     logits = sliding_window(
         image,
         model,

@@ -4,6 +4,6 @@ Adding a model is one file: define the ``nn.Module`` and decorate it with ``@reg
 """
 
 from .registry import MODELS, build_model, register
-from . import unet2d  # noqa: F401  (registers "unet2d")
+from . import resunet3d, unet2d  # noqa: F401  (register "resunet3d", "unet2d")
 
 __all__ = ["MODELS", "build_model", "register"]

@@ -28,9 +28,10 @@ def build_model(cfg) -> nn.Module:
     """Build the network described by a :class:`~masktwins3d.config.ModelConfig`."""
     if cfg.name not in MODELS:
         raise UserError(f"model.name={cfg.name!r} is unknown; choose one of {sorted(MODELS)}")
-    return MODELS[cfg.name](
-        in_channels=cfg.in_channels,
-        out_channels=cfg.out_channels,
-        widths=tuple(cfg.widths),
-        adain=cfg.adain,
-    )
+    cls = MODELS[cfg.name]
+    adain = getattr(cls, "adain_default", False) if cfg.adain is None else cfg.adain
+    norms = getattr(cls, "norms", None)
+    if cfg.norm is not None and norms is not None and cfg.norm not in norms:
+        raise UserError(f"model.norm={cfg.norm!r} is not available for {cfg.name}; use one of {list(norms)} or null")
+    extra = {} if cfg.norm is None else {"norm": cfg.norm}
+    return cls(in_channels=cfg.in_channels, out_channels=cfg.out_channels, widths=tuple(cfg.widths), adain=adain, **extra)

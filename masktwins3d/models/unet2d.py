@@ -34,7 +34,11 @@ class UNet2D(nn.Module):
         widths: five stage widths, default the paper's (64, 128, 256, 512, 512).
         adain: restyle source features after the first two stages with target statistics during
             training (``forward(x, style=x_target)``); never at inference.
+        norm: ``instance`` only (DA-ISC's U-Net).
     """
+
+    adain_default = False  # optional for mitochondria (METHOD.md)
+    norms = ("instance",)
 
     def __init__(
         self,
@@ -42,8 +46,11 @@ class UNet2D(nn.Module):
         out_channels: int = 2,
         widths: tuple[int, ...] = (64, 128, 256, 512, 512),
         adain: bool = False,
+        norm: str = "instance",
     ):
         super().__init__()
+        if norm != "instance":
+            raise ValueError(f"unet2d uses instance norm, got {norm!r}")
         if len(widths) != 5:
             raise ValueError(f"unet2d needs 5 widths, got {widths}")
         self.in_channels = in_channels

@@ -1,0 +1,102 @@
+"""The 3D ResUNet, AdaIN presets and batched masked views."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from masktwins3d.adapt.methods import MaskedConsistency
+from masktwins3d.config import ModelConfig, load_config
+from masktwins3d.errors import UserError
+from masktwins3d.models import MODELS, build_model
+from masktwins3d.models.resunet3d import ResUNet3D
+
+NARROW = [4, 4, 8, 8, 8]
+
+
+def narrow(**kw):
+    return build_model(ModelConfig(name="resunet3d", widths=NARROW, out_channels=2, head="sigmoid", **kw))
+
+
+def test_registered_with_shape_and_separate_heads():
+    assert MODELS["resunet3d"] is ResUNet3D
+    torch.manual_seed(0)
+    model = narrow()
+    out = model(torch.randn(2, 1, 32, 32, 16))
+    assert out.shape == (2, 2, 32, 32, 16)
+    assert model.spatial_dims == 3 and model.out_channels == 2
+    # two separate 1x1x1 heads: changing the post head leaves the pre channel unchanged
+    model.eval()
+    x = torch.randn(1, 1, 32, 32, 32)
+    before = model(x)
+    with torch.no_grad():
+        model.heads[1].weight.add_(1.0)
+    after = model(x)
+    assert torch.equal(before[:, 0], after[:, 0]) and not torch.allclose(before[:, 1], after[:, 1])
+
+
+def test_embedding_is_5_cubed_and_skips_are_additive():
+    model = ResUNet3D(widths=(4, 6, 8, 10, 12))
+    assert model.embed[0].kernel_size == (5, 5, 5)
+    # additive skips: the decoder's residual blocks keep the level width (no concatenation)
+    assert [d.body[0][0].in_channels for d in model.dec] == [10, 8, 6, 4]
+
+
+@pytest.mark.parametrize("norm", ["group", "batch", "instance"])
+def test_norms(norm):
+    model = narrow(norm=norm)
+    assert model(torch.randn(2, 1, 32, 32, 32)).shape == (2, 2, 32, 32, 32)
+
+
+def test_unknown_norm_is_a_user_error():
+    with pytest.raises(UserError, match="model.norm"):
+        build_model(ModelConfig(name="resunet3d", widths=NARROW, norm="layer"))
+    with pytest.raises(UserError, match="model.norm"):
+        build_model(ModelConfig(name="unet2d", widths=NARROW, norm="group"))
+
+
+def test_adain_only_in_training_with_a_style():
+    torch.manual_seed(0)
+    model = narrow(adain=True)
+    x, style = torch.randn(2, 1, 32, 32, 32), 3 + 2 * torch.randn(2, 1, 32, 32, 32)
+    model.train()
+    assert not torch.allclose(model(x, style=style), model(x))
+    model.eval()
+    assert torch.equal(model(x, style=style), model(x))
+
+
+def test_adain_defaults_follow_the_model_and_the_method():
+    syn = ["model.name=resunet3d", "model.head=sigmoid", "model.widths=[4,4,8,8,8]", "data.crop=[16,16,16]"]
+    assert load_config(None, ["method=masktwins", *syn]).model.adain is True
+    assert load_config(None, ["method=noadapt", *syn]).model.adain is False
+    assert load_config(None, ["method=masktwins"]).model.adain is False  # unet2d: optional, off
+    assert load_config(None, ["method=masktwins", "model.adain=false", *syn]).model.adain is False
+    with pytest.raises(UserError, match="model.adain"):
+        load_config(None, ["method=noadapt", "model.adain=true", *syn])
+
+
+@pytest.mark.parametrize("name,widths,shape", [("unet2d", NARROW, (2, 1, 32, 32)), ("resunet3d", NARROW, (2, 1, 32, 32, 32))])
+def test_batched_views_equal_separate_passes(name, widths, shape):
+    """Instance and group norm are per sample, so one concatenated pass equals two passes."""
+    syn = ["model.head=sigmoid", "loss.threshold=[0.75,0.65]"] if name == "resunet3d" else []
+    run = load_config(None, ["method=masktwins", f"model.name={name}", f"model.widths={widths}", "mask.patch=4",
+                             f"data.crop={list(shape[2:])}", "teacher.ema=false", *syn])
+    losses = []
+    for batched in (False, True):
+        torch.manual_seed(0)
+        model = build_model(run.model)
+        r = dataclasses.replace(run, loss=dataclasses.replace(run.loss, views_batched=batched))
+        method = MaskedConsistency(model, r, 0.0, torch.Generator().manual_seed(1))
+        g = torch.Generator().manual_seed(2)
+        label_shape = (shape[0], 2, *shape[2:]) if name == "resunet3d" else (shape[0], *shape[2:])
+        batch = {
+            "source_image": torch.randn(shape, generator=g),
+            "source_label": torch.randint(0, 2, label_shape, generator=g),
+            "target_image": torch.randn(shape, generator=g),
+        }
+        loss, logs = method.loss(batch, 0)
+        loss.backward()
+        losses.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(losses[0][1], losses[1][1]):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
