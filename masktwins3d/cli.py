@@ -84,12 +84,54 @@ def cmd_evaluate_mito(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_synapse(args: argparse.Namespace) -> int:
+    from .atomic import atomic_write_json
+    from .evaluate.synapse import score_synapses
+    from .io.points import offset_from_gt_name, parse_offset, read_points
+
+    if Path(args.json).exists() and not args.overwrite:
+        raise UserError(f"{args.json} exists; pass --overwrite to replace it or choose another --json")
+    offset = parse_offset(args.offset) if args.offset is not None else (offset_from_gt_name(args.gt) or (0, 0, 0))
+    pred, gt = read_points(args.pred), read_points(args.gt)
+    result = score_synapses(pred, gt, mode=args.mode, r_pre=args.r_pre, r_post=args.r_post, offset=offset)
+    atomic_write_json(args.json, result)
+    print(f"waspsyn ({args.mode}, offset {','.join(map(str, offset))}): F1_pre {result['f1_pre']:.4f}  F1_post {result['f1_post']:.4f}  F1 {result['f1']:.4f}  "
+          f"(pre tp/fp/fn {result['pre']['tp']}/{result['pre']['fp']}/{result['pre']['fn']}, {result['post_linked']['n_pairs']} pairs)")
+    return 0
+
+
+def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
+    from .io.points import write_points_csv, write_points_h5
+    from .postprocess.synapse import points_from_volume
+
+    targets = [Path(args.out)] + ([Path(args.csv)] if args.csv else [])
+    for t in targets:
+        if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):
+            raise UserError(f"{t} exists; pass --overwrite to replace it or choose another output")
+    points, vol = points_from_volume(args.prob, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels)
+    write_points_h5(args.out, points, voxel_size=getattr(vol, "voxel_size", None), offset=getattr(vol, "offset", None))
+    if args.csv:
+        write_points_csv(args.csv, points)
+    print(f"{len(points.pre)} pre and {len(points.post)} post points: {args.out}" + (f" and {args.csv}/pre.csv, post.csv" if args.csv else ""))
+    return 0
+
+
+def _float_pair(text: str) -> tuple[float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers like 0.75,0.65")
+    return values  # type: ignore[return-value]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import DEFAULT_TRACKS
 
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,evaluate}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train noadapt, mic, rmask, masktwins and oracle with the same budget and seed, predict the held-out target, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -129,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score predictions against ground truth",
                        description="Score predictions with the published protocols (EVALUATION.md).")
-    esub = e.add_subparsers(dest="what", required=True, metavar="{mito}")
+    esub = e.add_subparsers(dest="what", required=True, metavar="{mito,synapse}")
     m = esub.add_parser("mito", help="mitochondria: IoU, F1, MCC, mAP (DA-ISC protocol)",
                         description="DA-ISC mitochondria scores: per-section mean (2d, published protocol) or whole volume (3d).")
     m.add_argument("--pred", required=True, help="foreground probability volume (ZYX, or CZYX with one channel)")
@@ -142,6 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--csv", default=None, help="optional per-section CSV")
     m.add_argument("--overwrite", action="store_true", help="replace existing reports")
     m.set_defaults(func=cmd_evaluate_mito)
+    y = esub.add_parser("synapse", help="synapses: F1_pre, F1_post, F1 (WASPSYN protocol)",
+                        description="WASPSYN scorer: pre points matched by Hungarian assignment then the radius (official), posts scored inside matched pre pairs; extras: unlinked post F1, connectivity, pair recall.")
+    y.add_argument("--pred", required=True, help="predicted points: WASPSYN .h5 (pre, post) or CSV folder, chunk-local voxels")
+    y.add_argument("--gt", required=True, help="ground-truth points: WASPSYN .h5 or CSV folder")
+    y.add_argument("--offset", default=None, help="z,y,x subtracted from the GT (default: parsed from a syns_zyx_* GT name, else 0,0,0)")
+    y.add_argument("--mode", choices=["waspsyn", "strict"], default="waspsyn", help="waspsyn: official Hungarian then radius (default); strict: most matches within the radius")
+    y.add_argument("--r-pre", type=float, default=11.0, help="pre match radius in voxels (default: 11)")
+    y.add_argument("--r-post", type=float, default=6.5, help="post match radius in voxels (default: 6.5)")
+    y.add_argument("--json", required=True, help="output JSON report")
+    y.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    y.set_defaults(func=cmd_evaluate_synapse)
+
+    pp = sub.add_parser("postprocess", help="turn probabilities into objects",
+                        description="Post-processing of predicted probability volumes.")
+    psub = pp.add_subparsers(dest="what", required=True, metavar="{synapse}")
+    ps = psub.add_parser("synapse", help="pre/post points from a 2-channel probability map (AdaSyn protocol)",
+                         description="uint8 quantisation, thresholds, 26-connected components, pre components under 2 voxels dropped, truncated centroids, each post linked to the nearest pre; WASPSYN h5 and optional CSV.")
+    ps.add_argument("--prob", required=True, help="(2, Z, Y, X) probability volume (pre, post), e.g. runs/x/prob.zarr")
+    ps.add_argument("--out", required=True, help="output points .h5 (WASPSYN layout)")
+    ps.add_argument("--csv", default=None, help="also write pre.csv and post.csv into this folder")
+    ps.add_argument("--thresholds", type=_float_pair, default=(0.75, 0.65), help="delta_pre,delta_post (default: 0.75,0.65)")
+    ps.add_argument("--min-pre-voxels", type=int, default=2, help="drop pre components smaller than this (default: 2)")
+    ps.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    ps.set_defaults(func=cmd_postprocess_synapse)
     return p
 
 

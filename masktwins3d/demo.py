@@ -22,7 +22,7 @@ from .errors import UserError
 METHODS = ("noadapt", "mic", "rmask", "masktwins", "oracle")
 SYNAPSE_METHODS = ("noadapt", "masktwins")
 TRACKS = ("mito", "synapse")
-DEFAULT_TRACKS = ("mito",)  # the synapse track joins once its points, post-processing and scorer land
+DEFAULT_TRACKS = TRACKS
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

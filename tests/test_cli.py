@@ -19,7 +19,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"]])
+@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"], ["evaluate", "synapse"], ["postprocess"], ["postprocess", "synapse"]])
 def test_help_on_every_verb(capsys, verb):
     with pytest.raises(SystemExit) as exc:
         main([*verb, "--help"])

@@ -1,0 +1,1 @@
+"""From voxel probabilities to objects: synapse points (AdaSyn protocol)."""

@@ -1,0 +1,39 @@
+"""The demo end to end at toy scale: both tracks, the report and the figure."""
+
+import json
+
+import pytest
+
+from masktwins3d.demo import run_demo
+from masktwins3d.errors import UserError
+
+
+def test_demo_both_tracks_tiny(tmp_path, capsys):
+    report = run_demo(
+        data_dir=tmp_path / "vol",
+        out_dir=tmp_path / "run",
+        methods=["noadapt", "masktwins"],
+        synapse_methods=["noadapt", "masktwins"],
+        iterations=2,
+        synapse_iterations=2,
+        tracks=["mito", "synapse"],
+        shapes={"source_train": (4, 128, 128), "target_train": (4, 128, 128), "target_test": (2, 128, 128)},
+        synapse_shapes={"source_train": (48, 48, 48), "target_train": (48, 48, 48), "target_test": (48, 64, 64)},
+    )
+    out = capsys.readouterr().out
+    assert "DA-ISC 2d" in out and "WASPSYN" in out and "F1_pre" in out
+    saved = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert set(saved) == {"mito", "synapse", "seconds"}
+    assert set(saved["mito"]["methods"]) == {"noadapt", "masktwins"}
+    for name in ("noadapt", "masktwins"):
+        s = saved["synapse"]["methods"][name]
+        assert 0.0 <= s["f1"] <= 1.0 and s["f1"] == pytest.approx(0.5 * (s["f1_pre"] + s["f1_post"]))
+        assert (tmp_path / "run" / "synapse" / name / "points_target_test.h5").is_file()
+    assert report["synapse"]["gt"]["n_pre"] > 0
+    assert (tmp_path / "run" / "errors.png").stat().st_size > 1000
+
+
+def test_demo_rejects_unknown_track_before_work(tmp_path):
+    with pytest.raises(UserError, match="--tracks"):
+        run_demo(data_dir=tmp_path / "v", out_dir=tmp_path / "r", tracks=["mitochondria"])
+    assert not (tmp_path / "v").exists() and not (tmp_path / "r").exists()
