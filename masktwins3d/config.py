@@ -82,7 +82,10 @@ class LossConfig:
     views_batched: run the masked views as one concatenated batch (same result for instance and
     group norm, different batch statistics for batch norm); pos_weight: weight of positive voxels
     in the sigmoid head's BCE of L_sup (not of L_cl: weighting pseudo-positives amplified false
-    positives in self-training), one value or one per channel (1: plain BCE, the paper's)."""
+    positives in self-training), one value or one per channel (1: plain BCE, the paper's);
+    target_start: iteration from which the target losses (L_cl, L_cm) are added; before it the
+    student trains on the source only while the EMA teacher follows it (0: from the start, the
+    paper's)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -93,6 +96,7 @@ class LossConfig:
     threshold: List[float] = field(default_factory=lambda: [0.7])
     views_batched: bool = False
     pos_weight: List[float] = field(default_factory=lambda: [1.0])
+    target_start: int = 0
 
 
 @dataclass

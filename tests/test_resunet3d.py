@@ -100,3 +100,13 @@ def test_batched_views_equal_separate_passes(name, widths, shape):
     assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-5, atol=1e-6)
     for a, b in zip(losses[0][1], losses[1][1]):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_target_losses_start_at_target_start():
+    run = load_config(None, ["method=masktwins", "model.widths=[4,4,8,8,8]", "data.crop=[32,32]", "mask.patch=4", "loss.target_start=3"])
+    method = MaskedConsistency(build_model(run.model), run, 0.0, torch.Generator().manual_seed(0))
+    batch = {"source_image": torch.randn(2, 1, 32, 32), "source_label": torch.randint(0, 2, (2, 32, 32)), "target_image": torch.randn(2, 1, 32, 32)}
+    _, early = method.loss(batch, 2)
+    _, late = method.loss(batch, 3)
+    assert "l_cl" not in early and early["loss"] == early["l_sup"]
+    assert "l_cl" in late and "l_cm" in late

@@ -119,7 +119,7 @@ class MaskedConsistency(nn.Module):
         logits_s = self.model(xs, style=xt) if self.adain else self.model(xs)
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
         total, logs = l_sup, {"l_sup": l_sup.item()}
-        if self.lcfg.cl or self.lcfg.cm:
+        if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
             if self.teacher is not None:
                 t_logits = self.teacher(xt)
             else:

@@ -1,9 +1,21 @@
-"""Synapse points in the WASPSYN layout: HDF5 ``pre`` (N, 3) and ``post`` (M, 4), or CSV.
+"""Synapse points in the WASPSYN layout: HDF5 ``pre`` (N, 3) and ``post`` (M, 4), or two CSV files.
 
 ``pre`` rows are z, y, x voxel coordinates of pre-synaptic sites; ``post`` rows are
-``[pre row, z, y, x]``: each post-synaptic site names the pre it belongs to (one pre, many
-posts). CSV folders hold ``pre.csv`` (``id,z,y,x``) and ``post.csv`` (``id,pre_id,z,y,x``), where
-``pre_id`` is the ``id`` (row) of the pre.
+``[pre row, z, y, x]``: each post-synaptic site names the row of the pre it belongs to (one pre,
+many posts). Coordinates are voxels, ZYX; WASPSYN ground truth is in global coordinates and
+predictions are chunk-local (see ``docs/EVALUATION.md``).
+
+CSV layout (a folder)::
+
+    pre.csv    id,z,y,x            one row per pre; ``id`` any unique integer
+    post.csv   id,pre_id,z,y,x     one row per post; ``pre_id`` is the ``id`` of its pre
+
+The pre *row* (what ``post[:, 0]`` holds) is the order of the rows in ``pre.csv``; ``id`` values
+need not be 0..N-1. :func:`write_points_csv` writes ``id`` = row, so the two agree. Extra columns
+are ignored.
+
+HDF5 files are written with int64 datasets when every value is a whole number (AdaSyn points
+always are), float64 otherwise; in memory :class:`SynapsePoints` holds float64.
 """
 
 from __future__ import annotations
@@ -19,26 +31,64 @@ import numpy as np
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import UserError
 
-GT_NAME = re.compile(r"syns_zyx_(\d+)-(\d+)_(\d+)-(\d+)_(\d+)-(\d+)")
+GT_NAME = re.compile(r"syns_zyx_(\d+)-(\d+)_(\d+)-(\d+)_(\d+)-(\d+)\.h5")
 """WASPSYN ground-truth file names: ``syns_zyx_{z0}-{z1}_{y0}-{y1}_{x0}-{x1}.h5``."""
+
+PRE_COLUMNS = ("id", "z", "y", "x")
+POST_COLUMNS = ("id", "pre_id", "z", "y", "x")
+
+
+def _check_arrays(pre, post, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``pre`` (N, 3) and ``post`` (M, 4) as float64, or a one-line :class:`UserError` naming ``where``."""
+    out = []
+    layouts = (("pre", pre, 3, "(N, 3) rows of z, y, x"), ("post", post, 4, "(M, 4) rows of [pre row, z, y, x]"))
+    for name, value, cols, layout in layouts:
+        try:
+            a = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: '{name}' is not numeric; it must be {layout}") from None
+        if a.ndim == 1 and a.size == 0:
+            a = a.reshape(0, cols)  # an empty 1-D dataset means no points
+        if a.ndim != 2 or a.shape[1] != cols:
+            raise UserError(f"{where}: '{name}' has shape {a.shape}; it must be {layout}")
+        if not np.isfinite(a).all():
+            row = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+            raise UserError(f"{where}: '{name}' row {row} holds NaN or inf; remove or fix that row")
+        out.append(a)
+    pre, post = out
+    if len(post):
+        link = post[:, 0]
+        bad = (link < 0) | (link >= len(pre)) | (link != np.round(link))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            rows = f"rows 0..{len(pre) - 1}" if len(pre) else "none"
+            raise UserError(
+                f"{where}: post row {row} names pre row {link[row]:g} but there are {len(pre)} pre points ({rows}); "
+                "fix the links in column 0"
+            )
+    return pre, post
 
 
 @dataclass(frozen=True)
 class SynapsePoints:
-    """Pre and post points of one volume (voxel coordinates).
+    """Pre and post points of one volume (voxel coordinates, ZYX), checked on construction.
+
+    The arrays are stored as read-only float64 copies; empty inputs become ``(0, 3)`` / ``(0, 4)``.
 
     Args:
-        pre: ``(N, 3)`` z, y, x of the pre-synaptic sites.
-        post: ``(M, 4)`` ``[pre row, z, y, x]`` of the post-synaptic sites.
+        pre: ``(N, 3)`` z, y, x of the pre-synaptic sites (int or float).
+        post: ``(M, 4)`` ``[pre row, z, y, x]`` of the post-synaptic sites; ``pre row`` is an
+            integer in ``[0, N)``.
     """
 
     pre: np.ndarray
     post: np.ndarray
 
     def __post_init__(self):
-        for name, cols in (("pre", 3), ("post", 4)):
-            a = np.asarray(getattr(self, name), dtype=np.float64)
-            object.__setattr__(self, name, a.reshape(0, cols) if a.size == 0 else a)
+        pre, post = _check_arrays(self.pre, self.post, "SynapsePoints")
+        for name, a in (("pre", pre), ("post", post)):
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
 
     @property
     def post_zyx(self) -> np.ndarray:
@@ -47,130 +97,207 @@ class SynapsePoints:
 
     @property
     def post_pre(self) -> np.ndarray:
-        """``(M,)`` int row of the pre each post belongs to."""
+        """``(M,)`` int64 row of the pre each post belongs to."""
         return self.post[:, 0].astype(np.int64)
 
-
-def validate(points: SynapsePoints, where: str) -> SynapsePoints:
-    """Check shapes, finiteness and post -> pre links; a one-line :class:`UserError` otherwise."""
-    pre, post = points.pre, points.post
-    if pre.ndim != 2 or pre.shape[1] != 3:
-        raise UserError(f"{where}: 'pre' has shape {pre.shape}; it must be (N, 3) rows of z, y, x")
-    if post.ndim != 2 or post.shape[1] != 4:
-        raise UserError(f"{where}: 'post' has shape {post.shape}; it must be (M, 4) rows of [pre row, z, y, x]")
-    if not (np.isfinite(pre).all() and np.isfinite(post).all()):
-        raise UserError(f"{where}: points hold NaN or inf; remove those rows")
-    if len(post):
-        link = post[:, 0]
-        bad = (link < 0) | (link >= len(pre)) | (link != np.round(link))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{where}: post row {row} names pre row {post[row, 0]:g} but there are {len(pre)} pre points (rows 0..{len(pre) - 1}); fix the links")
-    return points
+    @classmethod
+    def empty(cls) -> SynapsePoints:
+        """No points at all."""
+        return cls(np.zeros((0, 3)), np.zeros((0, 4)))
 
 
 def read_points(path: str | Path) -> SynapsePoints:
-    """Read an HDF5 file (datasets ``pre`` and ``post``) or a CSV folder (``pre.csv``, ``post.csv``)."""
+    """Read WASPSYN points, checked (shapes, finite values, post -> pre links).
+
+    Args:
+        path: an HDF5 file with datasets ``pre`` and ``post``; or a CSV folder holding
+            ``pre.csv`` and ``post.csv`` (module doc), or the path of either of those two files.
+    """
     path = Path(path)
     if path.is_dir():
         return _read_csv(path)
+    if path.name in ("pre.csv", "post.csv"):
+        return _read_csv(path.parent)
     if not path.is_file():
-        raise UserError(f"points file {path} does not exist; give a WASPSYN .h5 file (pre, post) or a folder with pre.csv and post.csv")
+        raise UserError(
+            f"points file {path} does not exist; give a WASPSYN .h5 file (pre, post) "
+            "or a folder with pre.csv and post.csv"
+        )
     import h5py
 
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise UserError(f"{path} is not an HDF5 file; give a WASPSYN .h5 file with 'pre' and 'post' datasets") from None
+        raise UserError(
+            f"{path} is not an HDF5 file; give a WASPSYN .h5 file with 'pre' and 'post' datasets or a CSV folder"
+        ) from None
     with f:
-        missing = [k for k in ("pre", "post") if k not in f]
+        for key in ("pre", "post"):
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise UserError(
+                    f"{path} has no '{key}' dataset (found {sorted(f.keys())}); "
+                    "WASPSYN points need 'pre' (N, 3) and 'post' (M, 4)"
+                )
+        pre, post = _check_arrays(f["pre"][()], f["post"][()], str(path))
+    return SynapsePoints(pre, post)
+
+
+def _read_table(file: Path, columns: Sequence[str]) -> np.ndarray:
+    if not file.is_file():
+        raise UserError(
+            f"{file} does not exist; a CSV points folder needs pre.csv ({','.join(PRE_COLUMNS)}) "
+            f"and post.csv ({','.join(POST_COLUMNS)})"
+        )
+    with open(file, newline="", encoding="utf-8-sig") as fh:  # -sig: tolerate a spreadsheet's BOM
+        reader = csv.DictReader(fh)
+        names = [n.strip() for n in reader.fieldnames or []]
+        missing = [c for c in columns if c not in names]
         if missing:
-            raise UserError(f"{path} has no '{missing[0]}' dataset (found {sorted(f.keys())}); WASPSYN points need 'pre' (N, 3) and 'post' (M, 4)")
-        pre, post = np.asarray(f["pre"][()]), np.asarray(f["post"][()])
-    return validate(SynapsePoints(pre, post), str(path))
+            raise UserError(f"{file} has columns {names} and lacks {missing}; its header must be {','.join(columns)}")
+        reader.fieldnames = names
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append([float(row[c]) for c in columns])
+            except (TypeError, ValueError):
+                values = {c: row.get(c) for c in columns}
+                raise UserError(f"{file} line {line}: {values} is not all numbers; fix that row") from None
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, len(columns))
+    ids = table[:, 0]
+    if len(ids) and not (np.isfinite(ids).all() and (ids == np.round(ids)).all()):
+        raise UserError(f"{file}: column 'id' holds a value that is not a whole number; ids must be integers")
+    unique, count = np.unique(ids, return_counts=True)
+    if (count > 1).any():
+        raise UserError(f"{file}: id {unique[count > 1][0]:g} appears more than once; give every row its own id")
+    return table
 
 
 def _read_csv(folder: Path) -> SynapsePoints:
-    arrays = {}
-    for name, cols in (("pre", ("id", "z", "y", "x")), ("post", ("id", "pre_id", "z", "y", "x"))):
-        f = folder / f"{name}.csv"
-        if not f.is_file():
-            raise UserError(f"{f} does not exist; a CSV points folder needs pre.csv ({','.join(cols[:4])}) and post.csv (id,pre_id,z,y,x)")
-        with open(f, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or any(c not in reader.fieldnames for c in cols):
-                raise UserError(f"{f} has columns {reader.fieldnames}; it needs {list(cols)}")
-            try:
-                arrays[name] = [[float(row[c]) for c in cols] for row in reader]
-            except ValueError as exc:
-                raise UserError(f"{f}: a value is not a number ({exc}); fix the file") from None
-    pre = np.asarray(arrays["pre"], dtype=np.float64).reshape(-1, 4)
-    post = np.asarray(arrays["post"], dtype=np.float64).reshape(-1, 5)
-    ids = {int(i): row for row, i in enumerate(pre[:, 0])}
-    links = []
-    for r, pid in enumerate(post[:, 1]):
-        if int(pid) not in ids:
-            raise UserError(f"{folder / 'post.csv'}: post id {int(post[r, 0])} names pre_id {int(pid)}, which is not in pre.csv; fix the links")
-        links.append(ids[int(pid)])
-    out_post = np.column_stack([np.asarray(links, dtype=np.float64), post[:, 2:5]]) if len(post) else np.zeros((0, 4))
-    return validate(SynapsePoints(pre[:, 1:4], out_post), str(folder))
+    pre = _read_table(folder / "pre.csv", PRE_COLUMNS)
+    post = _read_table(folder / "post.csv", POST_COLUMNS)
+    row_of_id = {int(i): r for r, i in enumerate(pre[:, 0])}
+    links = np.zeros(len(post))
+    for r, (post_id, pre_id) in enumerate(post[:, :2]):
+        if not np.isfinite(pre_id) or pre_id != round(pre_id) or int(pre_id) not in row_of_id:
+            raise UserError(
+                f"{folder / 'post.csv'}: post id {post_id:g} names pre_id {pre_id:g}, which is not an id in pre.csv; "
+                "fix the links"
+            )
+        links[r] = row_of_id[int(pre_id)]
+    pre_arr, post_arr = _check_arrays(pre[:, 1:4], np.column_stack([links, post[:, 2:5]]), str(folder))
+    return SynapsePoints(pre_arr, post_arr)
+
+
+def _storage(a: np.ndarray) -> np.ndarray:
+    """int64 when every value is a whole number, else float64."""
+    return a.astype(np.int64) if np.array_equal(a, np.round(a)) and (np.abs(a) < 2**62).all() else a
 
 
 def write_points_h5(
-    path: str | Path, points: SynapsePoints, voxel_size: Sequence[float] | None = None, offset: Sequence[int] | None = None
+    path: str | Path,
+    points: SynapsePoints,
+    voxel_size: Sequence[float] | None = None,
+    offset: Sequence[int] | None = None,
 ) -> Path:
-    """Write ``pre`` and ``post`` (float64) atomically; voxel size (nm) and offset become attributes."""
-    import h5py
+    """Write ``pre`` and ``post`` in the WASPSYN layout, atomically (temp file, then rename).
 
-    validate(points, str(path))
+    Args:
+        path: output ``.h5`` file; its folder is created if missing; an existing file is replaced
+            (callers check ``--overwrite``).
+        points: the points; datasets are int64 when all values are whole numbers, else float64.
+        voxel_size: nm per voxel, ZYX, stored as attribute ``voxel_size`` when given.
+        offset: voxel offset of the volume the points are local to, stored as attribute ``offset``.
+    """
+    import h5py
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("pre", data=points.pre)
-            f.create_dataset("post", data=points.post)
+            f.create_dataset("pre", data=_storage(points.pre))
+            f.create_dataset("post", data=_storage(points.post))
             if voxel_size is not None:
-                f.attrs["voxel_size"] = np.asarray(voxel_size, dtype=np.float64)
+                f.attrs["voxel_size"] = np.asarray(tuple(voxel_size), dtype=np.float64)
             if offset is not None:
-                f.attrs["offset"] = np.asarray(offset, dtype=np.int64)
+                f.attrs["offset"] = np.asarray(tuple(offset), dtype=np.int64)
 
     return atomic_write(path, write)
 
 
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
 def write_points_csv(folder: str | Path, points: SynapsePoints) -> Path:
-    """Write ``pre.csv`` (``id,z,y,x``) and ``post.csv`` (``id,pre_id,z,y,x``) into ``folder`` atomically."""
+    """Write ``pre.csv`` (``id,z,y,x``) and ``post.csv`` (``id,pre_id,z,y,x``) into ``folder``.
+
+    Each file is written atomically; ``id`` is the row, whole numbers are written without a
+    decimal point and other values exactly (shortest round-trip repr).
+
+    Args:
+        folder: output folder, created if missing; existing files are replaced.
+        points: the points.
+    """
     folder = Path(folder)
-    validate(points, str(folder))
-    pre_lines = ["id,z,y,x"] + [f"{i},{z:g},{y:g},{x:g}" for i, (z, y, x) in enumerate(points.pre)]
-    post_lines = ["id,pre_id,z,y,x"] + [f"{i},{int(p)},{z:g},{y:g},{x:g}" for i, (p, z, y, x) in enumerate(points.post)]
+    pre_lines = [",".join(PRE_COLUMNS)] + [",".join([str(i), *map(_num, row)]) for i, row in enumerate(points.pre)]
+    post_lines = [",".join(POST_COLUMNS)] + [",".join([str(i), *map(_num, row)]) for i, row in enumerate(points.post)]
     atomic_write_text(folder / "pre.csv", "\n".join(pre_lines) + "\n")
     atomic_write_text(folder / "post.csv", "\n".join(post_lines) + "\n")
     return folder
 
 
 def check_inside(points: SynapsePoints, shape: Sequence[int], where: str = "points") -> None:
-    """Raise if any point lies outside a ZYX volume of ``shape`` (coordinates in ``[0, shape)``)."""
-    shape = np.asarray(tuple(shape)[-3:], dtype=np.float64)
-    for name, xyz in (("pre", points.pre), ("post", points.post_zyx)):
-        bad = np.any((xyz < 0) | (xyz >= shape), axis=1) if len(xyz) else np.zeros(0, bool)
+    """Raise a :class:`UserError` if any point lies outside a ZYX volume of ``shape``.
+
+    Args:
+        points: the points, in the volume's voxel coordinates.
+        shape: the volume's shape; the last three entries are Z, Y, X (channels first are fine).
+            A point is inside when ``0 <= coordinate < size`` on every axis.
+        where: what to name in the message (a file or config key).
+    """
+    size = np.asarray(tuple(shape)[-3:], dtype=np.float64)
+    for name, zyx in (("pre", points.pre), ("post", points.post_zyx)):
+        bad = np.any((zyx < 0) | (zyx >= size), axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{where}: {name} row {row} at z,y,x={tuple(float(v) for v in xyz[row])} lies outside the volume {tuple(int(s) for s in shape)}; use points in the volume's voxel coordinates")
+            at = tuple(float(v) for v in zyx[row])
+            raise UserError(
+                f"{where}: {name} row {row} at z,y,x={at} lies outside the volume of shape "
+                f"{tuple(int(s) for s in size)}; use points in the volume's voxel coordinates"
+            )
 
 
-def parse_offset(text: str | Sequence[int] | None) -> tuple[int, int, int]:
-    """``"z,y,x"`` (or a sequence of 3 ints, or None for 0,0,0) to a tuple of 3 ints."""
+def parse_offset(text: str | Sequence[int] | None, flag: str = "--offset") -> tuple[int, int, int]:
+    """Parse ``"z,y,x"`` (whole numbers, may be negative) into a tuple of 3 ints.
+
+    Args:
+        text: ``"z,y,x"``, a sequence of 3 whole numbers, or None for ``(0, 0, 0)``.
+        flag: the option or key to name in the error message.
+    """
     if text is None:
         return (0, 0, 0)
     try:
-        values = [int(v) for v in (text.split(",") if isinstance(text, str) else text)]
+        parts = text.split(",") if isinstance(text, str) else list(text)
+        values = [_whole(p) for p in parts]
     except (TypeError, ValueError):
         values = []
     if len(values) != 3:
-        raise UserError(f"--offset {text!r} is not three whole numbers z,y,x; write e.g. --offset 0,512,1024")
-    return tuple(values)  # type: ignore[return-value]
+        raise UserError(f"{flag} {text!r} is not three whole numbers z,y,x; write e.g. {flag} 0,512,1024")
+    return (values[0], values[1], values[2])  # type: ignore[return-value]
+
+
+def _whole(value) -> int:
+    if isinstance(value, str):
+        return int(value.strip())
+    if not float(value).is_integer():
+        raise ValueError(value)
+    return int(value)
 
 
 def offset_from_gt_name(name: str | Path) -> tuple[int, int, int] | None:
-    """``(z0, y0, x0)`` from a WASPSYN GT name ``syns_zyx_{z0}-{z1}_{y0}-{y1}_{x0}-{x1}.h5``, else None."""
-    m = GT_NAME.search(Path(name).name)
+    """``(z0, y0, x0)`` of a WASPSYN ground-truth name ``syns_zyx_{z0}-{z1}_{y0}-{y1}_{x0}-{x1}.h5``.
+
+    Args:
+        name: a file name or path; only the last component is looked at and it must match the
+            pattern exactly (so ``..._predict.h5`` does not). Returns None when it does not match.
+    """
+    m = GT_NAME.fullmatch(Path(name).name)
     return None if m is None else (int(m.group(1)), int(m.group(3)), int(m.group(5)))
