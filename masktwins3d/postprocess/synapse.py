@@ -107,7 +107,8 @@ def link_to_nearest(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_options(thresholds: Sequence[float], min_pre_voxels: int) -> tuple[float, float]:
+def check_options(thresholds: Sequence[float], min_pre_voxels: int) -> tuple[float, float]:
+    """``(delta_pre, delta_post)`` as floats in [0, 1] and a valid ``min_pre_voxels``, or a :class:`UserError`."""
     try:
         values = tuple(float(t) for t in thresholds)
     except (TypeError, ValueError):
@@ -121,22 +122,51 @@ def _check_options(thresholds: Sequence[float], min_pre_voxels: int) -> tuple[fl
     return values  # type: ignore[return-value]
 
 
+def foreground(prob: np.ndarray, delta: float, where: str = "probabilities") -> np.ndarray:
+    """AdaSyn foreground of one channel: ``quantise(prob) > int(255 * delta)`` (elementwise, so a
+    block of a map gives the same voxels as the whole map).
+
+    Args:
+        prob: float probabilities in [0, 1] or uint8 codes (see :func:`quantise`), any shape.
+        delta: threshold in [0, 1] (AdaSyn: 0.75 pre, 0.65 post).
+        where: what to name in an error message.
+    """
+    return quantise(prob, where=where) > int(255 * delta)
+
+
+def link_points(
+    pre: np.ndarray, post: np.ndarray, delta_pre: float, min_pre_voxels: int, stacklevel: int = 2
+) -> SynapsePoints:
+    """Pre and post centroids -> :class:`SynapsePoints`, every post linked to its nearest pre.
+
+    When there are posts but no pre at all, the posts are dropped with a :class:`DroppedPostsWarning`.
+
+    Args:
+        pre: ``(N, 3)`` pre centroids (already filtered by size), in output order.
+        post: ``(M, 3)`` post centroids, in output order.
+        delta_pre, min_pre_voxels: the pre settings, for the warning's text.
+        stacklevel: passed to :func:`warnings.warn` (default 2: the caller).
+    """
+    pre, post = np.asarray(pre).reshape(-1, 3), np.asarray(post).reshape(-1, 3)
+    if len(pre) == 0 and len(post):
+        warnings.warn(
+            DroppedPostsWarning(
+                f"{len(post)} post components dropped: no pre component passed delta_pre {delta_pre:g} "
+                f"and {min_pre_voxels} voxels, and a post needs a pre"
+            ),
+            stacklevel=stacklevel + 1,
+        )
+        post = post[:0]
+    links = link_to_nearest(pre, post)
+    return SynapsePoints(pre, np.column_stack([links, post]).reshape(-1, 4))
+
+
 def _points(
     pre_q: np.ndarray, post_q: np.ndarray, thresholds: tuple[float, float], min_pre_voxels: int
 ) -> SynapsePoints:
     pre = component_centroids(pre_q > int(255 * thresholds[0]), min_pre_voxels)
     post = component_centroids(post_q > int(255 * thresholds[1]), 1)
-    if len(pre) == 0 and len(post):
-        warnings.warn(
-            DroppedPostsWarning(
-                f"{len(post)} post components dropped: no pre component passed delta_pre {thresholds[0]:g} "
-                f"and {min_pre_voxels} voxels, and a post needs a pre"
-            ),
-            stacklevel=3,
-        )
-        post = post[:0]
-    links = link_to_nearest(pre, post)
-    return SynapsePoints(pre, np.column_stack([links, post]).reshape(-1, 4))
+    return link_points(pre, post, thresholds[0], min_pre_voxels, stacklevel=4)
 
 
 def probabilities_to_points(
@@ -159,7 +189,7 @@ def probabilities_to_points(
             f"probabilities of shape {prob.shape} are not (2, Z, Y, X) with channels pre, post; "
             "predict with a 2-channel synapse model"
         )
-    options = _check_options(thresholds, min_pre_voxels)
+    options = check_options(thresholds, min_pre_voxels)
     return _points(quantise(prob[0]), quantise(prob[1]), options, int(min_pre_voxels))
 
 
@@ -190,7 +220,7 @@ def points_from_volume(
             f"{name} has shape {shape}; synapse post-processing needs a (2, Z, Y, X) probability map "
             "(channels pre, post)"
         )
-    options = _check_options(thresholds, min_pre_voxels)
+    options = check_options(thresholds, min_pre_voxels)
     pre_q = quantise(vol[0], where=f"{name} channel 0 (pre)")
     post_q = quantise(vol[1], where=f"{name} channel 1 (post)")
     return _points(pre_q, post_q, options, int(min_pre_voxels)), vol

@@ -1,0 +1,386 @@
+"""Blockwise post-processing of volumes larger than memory, identical to the whole-volume result.
+
+Both products are driven the same way (numerics in :mod:`.stitch`):
+
+1. **label** (one task per block, :func:`masktwins3d.parallel.run_blocks`): read the block's write
+   region (no context), threshold it, label it with cc3d, and send back per-piece voxel counts,
+   first voxels, integer coordinate sums and the block's six boundary planes of labels;
+2. **stitch** (here, in the driving process): join pieces that touch across block faces, edges or
+   corners under the chosen connectivity, resolve the equivalences (union-find), add up counts and
+   sums per component, drop small components by their *global* size, and number the rest in
+   raster order of their first voxel, exactly as cc3d numbers the whole volume;
+3. **products**:
+
+   - mitochondria (:func:`blockwise_instances`): a second task per block labels the block again
+     (cc3d is deterministic) and writes its labels through the block's lookup table into a uint32
+     (uint64 beyond 2**32 voxels) OME-Zarr whose chunks tile the blocks; equal to
+     :func:`.mito.probability_to_instances` of the whole volume, label for label;
+   - synapses (:func:`blockwise_points`): both channels in one pass, each component's centroid
+     from its summed coordinates (exact), each reported once (by the block holding its first
+     voxel, which fixes its place in the order), then nearest-pre links; equal to
+     :func:`.synapse.probabilities_to_points` of the whole map, row for row.
+
+The driver keeps every block's boundary planes (about ``2 * (1/bz + 1/by + 1/bx)`` of the
+volume's voxels for a block of ``bz, by, bx``) and a few numbers per piece.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..geometry import Roi
+from ..io.points import SynapsePoints
+from ..parallel import Block, block_grid, parse_scheduler, run_blocks
+from ..parallel.scheduler import Scheduler
+from . import mito
+from .stitch import BlockComponents, MergeTable, label_block, local_labels, merge_table, neighbour_directions, resolve, touching_pairs
+from .synapse import MIN_PRE_VOXELS, THRESHOLDS, check_options, foreground, link_points
+
+DEFAULT_BLOCK = (64, 512, 512)
+"""Default block (write region) shape, voxels ZYX."""
+
+CHUNK_CAP = (64, 256, 256)
+"""Largest output chunk per axis, voxels ZYX (chunks divide the block shape)."""
+
+WHOLE_VOLUME_VOXELS = 2**28
+"""``postprocess synapse`` goes blockwise by itself above this many voxels per channel (~2.4 GB of
+working memory for a float32 map: the channel, its uint8 codes and cc3d labels)."""
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+class Source(NamedTuple):
+    """A probability array to read blocks from: a :class:`~masktwins3d.io.Volume` or a numpy array.
+
+    Args:
+        array: CZYX or ZYX; indexed ``array[c, z0:z1, y0:y1, x0:x1]`` (or without ``c``).
+        name: how messages call it.
+        channels: channel count, or None for a ZYX array.
+        shape: spatial shape, ZYX.
+        voxel_size: nm, ZYX.
+        offset: voxels, ZYX.
+    """
+
+    array: Any
+    name: str
+    channels: int | None
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    offset: tuple[int, int, int]
+
+    def read(self, channel: int | None, roi: Roi) -> np.ndarray:
+        """The ZYX block ``roi`` (array indices) of ``channel`` (None for a ZYX array)."""
+        index = roi.to_slices()
+        return np.asarray(self.array[((channel,) + index) if channel is not None else index])
+
+
+def open_source(prob: Any) -> Source:
+    """A :class:`Source` from a volume spec, an open Volume, or a numpy array (voxel size 1, offset 0).
+
+    Args:
+        prob: ``prob.zarr``, ``x.h5:/key``, a Volume, or a ZYX / CZYX numpy array.
+    """
+    from ..io import Volume, open_volume
+
+    if isinstance(prob, (str, Path)):
+        prob = open_volume(prob)
+    if isinstance(prob, Volume):
+        prob.require_3d("post-processing")
+        array, name, axes = prob, prob.path, prob.axes
+        voxel_size, offset = prob.voxel_size, prob.offset
+    else:
+        array = np.asarray(prob)
+        name, axes = "probabilities", {3: "zyx", 4: "czyx"}.get(array.ndim, "")
+        voxel_size, offset = (1.0, 1.0, 1.0), (0, 0, 0)
+        if not axes:
+            raise UserError(f"probabilities of shape {array.shape} are not ZYX or CZYX; give a 3D (or channels-first 4D) array")
+    dtype = np.dtype(array.dtype)
+    if not (dtype == np.uint8 or dtype.kind == "f"):
+        raise UserError(f"{name} has dtype {dtype}; give float probabilities in [0, 1] or uint8 scaled 0..255, not a mask or labels")
+    shape = tuple(int(s) for s in array.shape)
+    channels = shape[0] if axes == "czyx" else None
+    return Source(array, name, channels, shape[-3:], tuple(voxel_size), tuple(offset))
+
+
+def parse_block(text: str | Sequence[int] | None, default: Sequence[int] = DEFAULT_BLOCK) -> tuple[int, int, int]:
+    """``--block Z,Y,X`` -> three positive ints (None: ``default``), or a one-line :class:`UserError`."""
+    if text is None:
+        return tuple(int(b) for b in default)  # type: ignore[return-value]
+    try:
+        values = tuple(int(v) for v in (text.replace("x", ",").split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or any(v < 1 for v in values):
+        raise UserError(f"--block {text!r} must be three positive voxel counts Z,Y,X, e.g. 64,512,512")
+    return values  # type: ignore[return-value]
+
+
+def output_chunks(block_shape: Sequence[int], shape: Sequence[int], cap: Sequence[int] = CHUNK_CAP) -> tuple[int, ...]:
+    """Chunk shape that divides the (volume-clipped) block shape: per axis the largest divisor <= ``cap``
+    (or the whole block when that divisor would be under a quarter of ``cap``)."""
+    chunks = []
+    for b, s, c in zip(block_shape, shape, cap):
+        b = min(int(b), int(s))
+        d = next(d for d in range(min(b, c), 0, -1) if b % d == 0)
+        chunks.append(d if b <= c or d * 4 >= c else b)
+    return tuple(chunks)
+
+
+@contextmanager
+def scheduler_session(spec: str | Scheduler | None) -> Iterator[Scheduler]:
+    """A scheduler for several :func:`run_blocks` calls: ``local[:N]`` starts one LocalCluster for all."""
+    sched = spec if isinstance(spec, Scheduler) else parse_scheduler(spec)
+    if sched.kind != "local":
+        yield sched
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=sched.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield Scheduler("address", address=cluster.scheduler_address)
+
+
+# ---- block tasks (picklable: they run on dask workers) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """Pass 1: threshold and label one block per channel; return its :class:`BlockComponents` per channel.
+
+    Args:
+        source: where to read.
+        channels: channel to read for each output (None for a ZYX source).
+        rules: per output, a function probabilities -> boolean mask (elementwise).
+        connectivity: 6, 18 or 26.
+    """
+
+    source: Source
+    channels: tuple[int | None, ...]
+    rules: tuple[Callable[[np.ndarray], np.ndarray], ...]
+    connectivity: int
+
+    def __call__(self, block: Block) -> tuple[BlockComponents, ...]:
+        roi = block.write_roi
+        return tuple(
+            label_block(rule(self.source.read(ch, roi)), self.connectivity, block.index, roi.offset, self.source.shape)[1]
+            for ch, rule in zip(self.channels, self.rules)
+        )
+
+
+@dataclass(frozen=True)
+class WriteTask:
+    """Pass 2 (instances): label one block again and write ``table[labels]`` into ``out``.
+
+    Args:
+        source, channel, rule, connectivity: as in :class:`LabelTask` (one channel).
+        out: writable ZYX label Volume of the source's spatial shape.
+    """
+
+    source: Source
+    channel: int | None
+    rule: Callable[[np.ndarray], np.ndarray]
+    connectivity: int
+    out: Any
+
+    def __call__(self, item: tuple[Block, np.ndarray]) -> None:
+        block, table = item
+        labels = local_labels(self.rule(self.source.read(self.channel, block.write_roi)), self.connectivity)
+        self.out[block.write_roi.to_slices()] = table[labels]
+
+
+# ---- driver -----------------------------------------------------------------------------------
+
+
+def label_blocks(
+    task: LabelTask, blocks: list[Block], scheduler: str | Scheduler | None, progress: bool, desc: str
+) -> list[dict[tuple[int, ...], BlockComponents]]:
+    """Run :class:`LabelTask` on every block; per channel, the pieces keyed by block index."""
+    found: list[dict[tuple[int, ...], BlockComponents]] = [{} for _ in task.channels]
+
+    def keep(block: Block, result: tuple[BlockComponents, ...]) -> None:
+        for store, comps in zip(found, result):
+            store[block.index] = comps
+
+    run_blocks(task, blocks, scheduler=scheduler, on_done=keep, progress=progress, desc=desc)
+    return found
+
+
+def stitch(pieces: dict[tuple[int, ...], BlockComponents], connectivity: int, min_size: int = 1) -> tuple[MergeTable, dict]:
+    """Whole-volume components from every block's pieces.
+
+    Args:
+        pieces: :class:`BlockComponents` keyed by block index (every block of the grid).
+        connectivity: 6, 18 or 26 (the one the blocks were labelled with).
+        min_size: components with fewer voxels in total are removed (default 1).
+
+    Returns:
+        ``(table, bases)``: the :class:`MergeTable` over all pieces, and per block index the node id
+        of its first piece (piece with local label ``k`` is node ``bases[index] + k - 1``).
+    """
+    order = sorted(pieces)
+    bases, total = {}, 0
+    for index in order:
+        bases[index] = total
+        total += pieces[index].n
+    pairs = []
+    for index in order:
+        a = pieces[index]
+        if not a.n:
+            continue
+        for delta in neighbour_directions():
+            other = tuple(i + d for i, d in zip(index, delta))
+            b = pieces.get(other)
+            if b is None or not b.n:
+                continue
+            found = touching_pairs(a.faces, b.faces, delta, connectivity)
+            if len(found):
+                pairs.append(np.stack([found[:, 0] - 1 + bases[index], found[:, 1] - 1 + bases[other]], axis=1))
+    classes = resolve(total, np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64))
+
+    def gather(name: str, width: int | None = None) -> np.ndarray:
+        parts = [getattr(pieces[i], name) for i in order]
+        empty = np.zeros((0,) if width is None else (0, width), np.int64)
+        return np.concatenate(parts) if parts else empty
+
+    table = merge_table(classes, gather("counts"), gather("first"), gather("sums", 3).reshape(-1, 3), min_size)
+    return table, bases
+
+
+class Instances(NamedTuple):
+    """Result of :func:`blockwise_instances`: the label ``volume`` (open) and the instance ``count``."""
+
+    volume: Any
+    count: int
+
+
+def check_instance_options(threshold: float, connectivity: int, min_size: int) -> tuple[float, int, int]:
+    """Validated ``(threshold, connectivity, min_size)`` (see :mod:`.mito`)."""
+    return mito.check_threshold(threshold), mito.check_connectivity(connectivity), mito.check_min_size(min_size)
+
+
+def pick_channel(source: Source, channel: int | None) -> int | None:
+    """The channel to read from ``source`` (None for ZYX), or a :class:`UserError` with the fix."""
+    if source.channels is None:
+        if channel is not None:
+            raise UserError(f"{source.name} has no channel axis (ZYX); drop --channel {channel}")
+        return None
+    if channel is None:
+        if source.channels != 1:
+            raise UserError(
+                f"{source.name} has {source.channels} channels (CZYX); choose the mitochondria one with --channel "
+                "(e.g. --channel 1 for a 2-class softmax)"
+            )
+        return 0
+    if not 0 <= int(channel) < source.channels:
+        raise UserError(f"--channel {channel} is out of range for {source.name}, which has {source.channels} channels")
+    return int(channel)
+
+
+def blockwise_instances(
+    prob: Any,
+    out: str | Path,
+    *,
+    threshold: float = mito.THRESHOLD,
+    channel: int | None = None,
+    connectivity: int = mito.CONNECTIVITY,
+    min_size: int = 1,
+    block_shape: Sequence[int] = DEFAULT_BLOCK,
+    scheduler: str | Scheduler | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Instances:
+    """Mitochondria instances of a probability volume, block by block, written to an OME-Zarr.
+
+    The labels equal :func:`.mito.probability_to_instances` of the whole volume (same numbering).
+
+    Args:
+        prob: probability volume spec, Volume or numpy array: ZYX, or CZYX with ``channel``;
+            float in [0, 1] or uint8 scaled 0..255.
+        out: output zarr path (``out.zarr`` or ``out.zarr/name``); gets the input's voxel size and offset.
+        threshold: foreground when ``p >= threshold`` (default 0.5).
+        channel: channel of a CZYX volume (default: the only one; required when C > 1).
+        connectivity: 6, 18 or 26 (default 26).
+        min_size: instances with fewer voxels (whole-volume size) are removed (default 1: keep all).
+        block_shape: block write region, voxels ZYX (default 64, 512, 512); output chunks divide it.
+        scheduler: ``none`` (default, this process), ``local[:N]`` or a dask scheduler address.
+        overwrite: replace an existing ``out`` (default False: refuse).
+        progress: show progress bars.
+    """
+    from ..io import create_volume
+
+    threshold, connectivity, min_size = check_instance_options(threshold, connectivity, min_size)
+    source = open_source(prob)
+    ch = pick_channel(source, channel)
+    blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
+    sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
+    if isinstance(prob, (str, Path)) and _same_place(prob, out):
+        raise UserError(f"--out {out} is the input {prob}; write the labels to another path")
+    dtype = mito.label_dtype(int(np.prod(source.shape, dtype=np.int64)))
+    target = create_volume(
+        out, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",
+        chunks=output_chunks(parse_block(block_shape), source.shape), overwrite=overwrite,
+    )
+    where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
+    rule = partial(mito.probability_to_mask, threshold=threshold, where=where)
+    with scheduler_session(sched) as session:
+        (pieces,) = label_blocks(LabelTask(source, (ch,), (rule,), connectivity), blocks, session, progress, "label blocks")
+        table, bases = stitch(pieces, connectivity, min_size)
+        node_label = table.node_label.astype(dtype)
+        items = [
+            (b, np.concatenate([np.zeros(1, dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]]))
+            for b in blocks
+        ]
+        run_blocks(WriteTask(source, ch, rule, connectivity, target), items, scheduler=session, progress=progress, desc="write labels")
+    return Instances(target, len(table.counts))
+
+
+def _same_place(a: str | Path, b: str | Path) -> bool:
+    pa, pb = Path(str(a).split(":/")[0]).resolve(), Path(b).resolve()
+    return pa == pb or pa in pb.parents or pb in pa.parents
+
+
+def blockwise_points(
+    prob: Any,
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    min_pre_voxels: int = MIN_PRE_VOXELS,
+    block_shape: Sequence[int] = DEFAULT_BLOCK,
+    scheduler: str | Scheduler | None = None,
+    progress: bool = True,
+) -> SynapsePoints:
+    """Pre/post synapse points of a ``(2, Z, Y, X)`` map by the AdaSyn protocol, block by block.
+
+    The result equals :func:`.synapse.probabilities_to_points` of the whole map: same rows, same
+    order, same links (in the map's array voxel coordinates).
+
+    Args:
+        prob: probability volume spec, Volume or ``(2, Z, Y, X)`` numpy array (pre, post); float
+            in [0, 1] or uint8 codes 0..255.
+        thresholds: (delta_pre, delta_post), default (0.75, 0.65).
+        min_pre_voxels: pre components with fewer voxels (whole-volume size) are dropped (default 2).
+        block_shape: block write region, voxels ZYX (default 64, 512, 512).
+        scheduler: ``none`` (default, this process), ``local[:N]`` or a dask scheduler address.
+        progress: show a progress bar.
+    """
+    options = check_options(thresholds, min_pre_voxels)
+    source = open_source(prob)
+    if source.channels != 2:
+        raise UserError(
+            f"{source.name} has shape {tuple(np.shape(source.array))}; synapse post-processing needs a (2, Z, Y, X) "
+            "probability map (channels pre, post)"
+        )
+    blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
+    rules = tuple(
+        partial(foreground, delta=options[c], where=f"{source.name} channel {c} ({name})") for c, name in ((0, "pre"), (1, "post"))
+    )
+    pre_pieces, post_pieces = label_blocks(LabelTask(source, (0, 1), rules, 26), blocks, scheduler, progress, "synapse blocks")
+    pre, _ = stitch(pre_pieces, 26, int(min_pre_voxels))
+    post, _ = stitch(post_pieces, 26, 1)
+    return link_points(pre.centroids(), post.centroids(), options[0], int(min_pre_voxels))
