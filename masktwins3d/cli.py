@@ -104,15 +104,54 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
     from .io.points import write_points_csv, write_points_h5
     from .postprocess.synapse import points_from_volume
 
+    from .io import open_volume
+    from .parallel import parse_scheduler
+    from .postprocess.blockwise import DEFAULT_BLOCK, WHOLE_VOLUME_VOXELS, blockwise_points, parse_block
+
     targets = [Path(args.out)] + ([Path(args.csv)] if args.csv else [])
     for t in targets:
         if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):
             raise UserError(f"{t} exists; pass --overwrite to replace it or choose another output")
-    points, vol = points_from_volume(args.prob, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels)
+    scheduler = parse_scheduler(args.scheduler)
+    block = parse_block(args.block) if args.block is not None else None
+    vol = open_volume(args.prob)
+    voxels = 1
+    for s in vol.shape[-3:]:
+        voxels *= int(s)
+    if block is not None or scheduler.kind != "none" or voxels > WHOLE_VOLUME_VOXELS:
+        points = blockwise_points(vol, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels,
+                                  block_shape=block or DEFAULT_BLOCK, scheduler=scheduler, progress=True)
+    else:
+        points, vol = points_from_volume(vol, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels)
     write_points_h5(args.out, points, voxel_size=getattr(vol, "voxel_size", None), offset=getattr(vol, "offset", None))
     if args.csv:
         write_points_csv(args.csv, points)
     print(f"{len(points.pre)} pre and {len(points.post)} post points: {args.out}" + (f" and {args.csv}/pre.csv, post.csv" if args.csv else ""))
+    return 0
+
+
+def _parsed(text: str | None, cast, flag: str, fix: str):
+    """``cast(text)`` (None stays None), or a one-line UserError naming ``flag`` and the fix."""
+    if text is None:
+        return None
+    try:
+        return cast(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not {fix}") from None
+
+
+def cmd_postprocess_mito(args: argparse.Namespace) -> int:
+    from .postprocess.blockwise import blockwise_instances, parse_block
+
+    threshold = _parsed(args.threshold, float, "--threshold", "a number in (0, 1], e.g. 0.5")
+    channel = _parsed(args.channel, int, "--channel", "a channel index like 1")
+    connectivity = _parsed(args.connectivity, int, "--connectivity", "6, 18 or 26")
+    min_size = _parsed(args.min_size, int, "--min-size", "a whole number of voxels like 100")
+    result = blockwise_instances(
+        args.prob, args.out, threshold=threshold, channel=channel, connectivity=connectivity, min_size=min_size,
+        block_shape=parse_block(args.block), scheduler=args.scheduler, overwrite=args.overwrite, progress=True,
+    )
+    print(f"{result.count} mitochondria instances ({connectivity}-connected, p >= {threshold:g}, at least {min_size} voxels): {args.out}")
     return 0
 
 
@@ -198,7 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser("postprocess", help="turn probabilities into objects",
                         description="Post-processing of predicted probability volumes.")
-    psub = pp.add_subparsers(dest="what", required=True, metavar="{synapse}")
+    psub = pp.add_subparsers(dest="what", required=True, metavar="{mito,synapse}")
+    pm = psub.add_parser("mito", help="mitochondria instance labels from a probability volume (blockwise, exact stitching)",
+                         description="Foreground p >= threshold, connected components (cc3d) block by block, stitched across block faces, "
+                                     "edges and corners: the labels equal whole-volume connected components (numbered 1..N in raster order "
+                                     "of each instance's first voxel; 0 background). Writes a uint32 OME-Zarr with the input's voxel size "
+                                     "and offset. The plain binary mask is labels > 0 (e.g. open_volume('out.zarr')[:] > 0).")
+    pm.add_argument("--prob", required=True, help="foreground probability volume: ZYX, or CZYX with --channel; float in [0, 1] or uint8 0..255")
+    pm.add_argument("--out", required=True, help="output label zarr, e.g. runs/x/mito.zarr")
+    pm.add_argument("--threshold", default="0.5", help="foreground when p >= threshold (default: 0.5, as the DA-ISC scores)")
+    pm.add_argument("--channel", default=None, help="channel of a CZYX volume (default: the only one; e.g. 1 for a 2-class softmax)")
+    pm.add_argument("--connectivity", default="26", help="6 (faces), 18 (+ edges) or 26 (+ corners) (default: 26)")
+    pm.add_argument("--min-size", default="1", help="remove instances with fewer voxels, whole-volume size (default: 1, keep all)")
+    pm.add_argument("--block", default=None, help="block shape Z,Y,X in voxels (default: 64,512,512); output chunks divide it")
+    pm.add_argument("--scheduler", default="none", help="none (this process, default), local or local:N (dask LocalCluster), or a dask scheduler address tcp://host:8786")
+    pm.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    pm.set_defaults(func=cmd_postprocess_mito)
     ps = psub.add_parser("synapse", help="pre/post points from a 2-channel probability map (AdaSyn protocol)",
                          description="uint8 quantisation, thresholds, 26-connected components, pre components under 2 voxels dropped, truncated centroids, each post linked to the nearest pre; WASPSYN h5 and optional CSV.")
     ps.add_argument("--prob", required=True, help="(2, Z, Y, X) probability volume (pre, post), e.g. runs/x/prob.zarr")
@@ -206,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--csv", default=None, help="also write pre.csv and post.csv into this folder")
     ps.add_argument("--thresholds", type=_float_pair, default=(0.75, 0.65), help="delta_pre,delta_post (default: 0.75,0.65)")
     ps.add_argument("--min-pre-voxels", type=int, default=2, help="drop pre components smaller than this (default: 2)")
+    ps.add_argument("--block", default=None, help="work block by block with this shape Z,Y,X in voxels (same points as whole-volume; "
+                                                  "default: whole volume, or blocks of 64,512,512 above 2**28 voxels per channel)")
+    ps.add_argument("--scheduler", default="none", help="none (this process, default), local or local:N (dask LocalCluster), or a dask scheduler address; implies blockwise")
     ps.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     ps.set_defaults(func=cmd_postprocess_synapse)
     return p

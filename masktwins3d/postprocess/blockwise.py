@@ -191,6 +191,8 @@ class WriteTask:
 
     def __call__(self, item: tuple[Block, np.ndarray]) -> None:
         block, table = item
+        if len(table) == 1:  # no foreground: the output's fill value (0) already says so
+            return
         labels = local_labels(self.rule(self.source.read(self.channel, block.write_roi)), self.connectivity)
         self.out[block.write_roi.to_slices()] = table[labels]
 
