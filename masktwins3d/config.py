@@ -50,7 +50,8 @@ class VolumeConfig:
 @dataclass
 class DataConfig:
     """Args: crop: training crop in voxels, (Y, X) for 2D models, (Z, Y, X) for 3D models;
-    batch_size: crops per domain and step; augment: random flips, 90-degree rotations and
+    batch_size: crops per domain and step, per process (under torchrun the
+    global batch is batch_size x WORLD_SIZE); augment: random flips, 90-degree rotations and
     transposes; cube: edge in voxels of the cube drawn around each synapse point (3: 3x3x3)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
@@ -126,9 +127,17 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Args: out_dir: run folder; seed; device: auto | cpu | cuda; threads: torch CPU threads
-    (0: torch's default); checkpoint_every / log_every: iterations; amp: bf16 autocast on GPU;
-    progress: show a progress bar."""
+    """Args: out_dir: run folder; seed; device: auto | cpu | cuda (under torchrun each rank
+    uses cuda:LOCAL_RANK); threads: torch CPU threads per process (0: torch's default; torchrun
+    sets OMP_NUM_THREADS=1 unless you set it); checkpoint_every / log_every: iterations;
+    amp: bf16 autocast on GPU; channels_last: on a GPU, keep the model's weights and the
+    batches in channels-last memory format (``channels_last`` 2D, ``channels_last_3d`` 3D),
+    which cuDNN's tensor-core convolutions prefer (null, the default: on for 2D models, off for
+    3D ones, whose group/instance norms and trilinear upsampling copy back to the default
+    layout; measure with benchmarks/bench_train_step.py --channels-last; ignored on CPU);
+    deterministic: torch.use_deterministic_algorithms (warn-only) and no cuDNN autotuning, for
+    bit-exact reruns and resumes (GPU runs are slower; false: cuDNN picks the fastest
+    convolutions for the fixed crop); progress: show a progress bar (rank 0)."""
 
     out_dir: str = "runs/train"
     seed: int = 0
@@ -137,6 +146,8 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 50
     amp: bool = False
+    channels_last: Optional[bool] = None
+    deterministic: bool = False
     progress: bool = True
 
 

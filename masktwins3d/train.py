@@ -1,16 +1,26 @@
-"""Assemble a training run from a config: volumes, samplers, model, method, optimiser, trainer."""
+"""Assemble a training run from a config: volumes, samplers, model, method, optimiser, trainer.
+
+Under ``torchrun`` every rank assembles the same run (:mod:`masktwins3d.adapt.distributed`):
+its own samplers and mask generator, the student broadcast from rank 0 and wrapped in DDP, the
+EMA teacher copied from it; rank 0 alone prepares and writes the run folder.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from . import __version__
+from .adapt import distributed
+from .adapt.distributed import DistEnv
 from .adapt.methods import build_method
 from .adapt.schedule import build_optimizer, build_scheduler
 from .adapt.trainer import CHECKPOINT, Trainer
@@ -68,39 +78,100 @@ def _open_points(vcfg, key: str, raw):
 
 
 class DomainBatches:
-    """Callable producing the training batch dict from independent source and target samplers."""
+    """Callable producing the training batch dict from independent source and target samplers.
 
-    def __init__(self, labelled, target, batch_size: int, device: torch.device, float_labels: bool = False):
+    Args:
+        labelled / target: samplers with ``sample(n) -> (images, labels)``; target may be None.
+        batch_size: crops per domain (per process).
+        device: where the batch goes; on a GPU through pinned memory, without blocking.
+        float_labels: labels as float (sigmoid head) instead of int64 (softmax head).
+        memory_format: memory format of the images (``torch.channels_last`` and friends).
+    """
+
+    def __init__(self, labelled, target, batch_size: int, device: torch.device, float_labels: bool = False,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         self.labelled, self.target, self.batch_size, self.device = labelled, target, batch_size, device
-        self.float_labels = float_labels
+        self.float_labels, self.memory_format = float_labels, memory_format
+
+    def _to_device(self, array) -> torch.Tensor:
+        t = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            t = t.pin_memory()
+        return t.to(self.device, non_blocking=True)
+
+    def _image(self, array) -> torch.Tensor:
+        return self._to_device(array).contiguous(memory_format=self.memory_format)
 
     def __call__(self) -> dict:
         img, lab = self.labelled.sample(self.batch_size)
-        lab = torch.from_numpy(lab)
         batch = {
-            "source_image": torch.from_numpy(img).to(self.device),
-            "source_label": (lab.float() if self.float_labels else lab.long()).to(self.device),
+            "source_image": self._image(img),
+            "source_label": self._to_device(lab.astype(np.float32) if self.float_labels else lab.astype(np.int64)),
         }
         if self.target is not None:
             timg, _ = self.target.sample(self.batch_size)
-            batch["target_image"] = torch.from_numpy(timg).to(self.device)
+            batch["target_image"] = self._image(timg)
         return batch
 
 
-def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to reuse a non-empty run folder unless ``--overwrite`` (wipe) or ``--resume``."""
+def memory_format(channels_last: bool | None, dims: int, device: torch.device) -> torch.memory_format:
+    """The training memory format: channels-last on a GPU when ``train.channels_last`` (null: 2D models only)."""
+    use = (dims == 2) if channels_last is None else channels_last
+    if device.type != "cuda" or not use:
+        return torch.contiguous_format
+    return torch.channels_last if dims == 2 else torch.channels_last_3d
+
+
+@contextmanager
+def numerics(deterministic: bool) -> Iterator[None]:
+    """``train.deterministic``: deterministic algorithms (warn-only) and no cuDNN autotuning;
+    otherwise cuDNN autotuning (the crop is fixed). Restores the previous settings on exit."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    else:
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
+
+
+def check_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to reuse a non-empty run folder unless ``--overwrite`` or ``--resume`` (reads only)."""
     if resume:
         if not (out_dir / CHECKPOINT).is_file():
             raise UserError(f"--resume but {out_dir / CHECKPOINT} does not exist; drop --resume to start a new run")
         return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise UserError(f"run folder {out_dir} exists; pass --overwrite to replace it, --resume to continue it, or set train.out_dir")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise UserError(f"run folder {out_dir} exists; pass --overwrite to replace it, --resume to continue it, or set train.out_dir")
+
+
+def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
+    """:func:`check_out_dir`, then wipe a non-empty folder when ``overwrite`` (not on resume)."""
+    check_out_dir(out_dir, overwrite, resume)
+    if not resume and out_dir.exists() and any(out_dir.iterdir()):
         shutil.rmtree(out_dir)
 
 
-def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Trainer:
-    """Check every input, then build the trainer (nothing long has run yet when this returns)."""
+def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False, env: DistEnv | None = None) -> Trainer:
+    """Check every input, then build the trainer (nothing long has run yet when this returns).
+
+    Args:
+        run: the resolved config.
+        overwrite: replace an existing run folder.
+        resume: continue from ``train.out_dir/checkpoint.pt``.
+        env: this process's rank (from :func:`masktwins3d.adapt.distributed.session`; default
+            one process on ``train.device``).
+    """
     out_dir = Path(run.train.out_dir)
     oracle = run.method == "oracle"
     source_cfg = run.data.target if oracle else run.data.source
@@ -127,9 +198,12 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.train.seed)
     model = build_model(run.model)  # rebuilt after seeding so the initial weights follow the seed
-    device = pick_device(run.train.device)
-    model.to(device)
-    seeds = np.random.SeedSequence(run.train.seed).spawn(3)
+    env = env or DistEnv(device=pick_device(run.train.device))
+    device = env.device
+    fmt = memory_format(run.train.channels_last, dims, device)
+    model.to(device, memory_format=fmt)
+    distributed.broadcast_module(model, env)  # the teacher below copies rank 0's student
+    seeds = distributed.rank_seeds(run.train.seed, env)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     s_norm = volume_normalizer(s_raw)
@@ -147,13 +221,17 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
             target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
         fill = t_norm.fill_value(run.mask.fill)
     method = build_method(run, model, fill, mask_gen)
+    method.set_net(distributed.wrap_ddp(model, env))
     if method.needs_target:
         # mask geometry errors surface now, not after the first step
         from .adapt.masks import check_grid
 
         if run.mask.kind != "none":
             check_grid(run.data.crop, run.mask.patch)
-    prepare_out_dir(out_dir, overwrite, resume)  # only now that every input has been checked
+    check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
+    distributed.barrier(env)
+    if env.is_main:
+        prepare_out_dir(out_dir, overwrite, resume)  # only now that every input has been checked
     optimizer = build_optimizer(model.parameters(), run.optim)
     scheduler = build_scheduler(optimizer, run.optim)
 
@@ -177,7 +255,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
         method=method,
         optimizer=optimizer,
         scheduler=scheduler,
-        next_batch=DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid"),
+        next_batch=DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid", memory_format=fmt),
         out_dir=out_dir,
         iterations=run.optim.iterations,
         checkpoint_every=run.train.checkpoint_every,
@@ -192,19 +270,30 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False)
         },
         progress=run.train.progress,
         amp=run.train.amp,
+        env=env,
     )
     if resume:
         trainer.resume(out_dir / CHECKPOINT)
-    else:
+    elif env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", to_yaml(run))
-        atomic_write_text(
-            out_dir / "meta.json",
-            json.dumps({"version": __version__, "commit": git_commit(), "torch": torch.__version__}, indent=2) + "\n",
-        )
+        meta = {
+            "version": __version__,
+            "commit": git_commit(),
+            "torch": torch.__version__,
+            "world_size": env.world_size,
+            "global_batch": run.data.batch_size * env.world_size,
+        }
+        atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     return trainer
 
 
 def train(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Path:
-    """Train as ``run`` describes and return the path of the final checkpoint."""
-    return build_trainer(run, overwrite=overwrite, resume=resume).run()
+    """Train as ``run`` describes and return the path of the final checkpoint.
+
+    Started by ``torchrun --nproc_per_node N`` (``WORLD_SIZE > 1``), every process trains one
+    DistributedDataParallel replica (gloo on CPU, nccl on ``cuda:LOCAL_RANK``) and rank 0
+    writes the run folder; otherwise one process trains alone.
+    """
+    with numerics(run.train.deterministic), distributed.session(pick_device(run.train.device)) as env:
+        return build_trainer(run, overwrite=overwrite, resume=resume, env=env).run()

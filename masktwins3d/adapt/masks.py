@@ -61,7 +61,7 @@ def random_mask(
         raise UserError(f"mask.ratio={ratio} must be in [0, 1]; the paper uses 0.5")
     grid = check_grid(shape[1:], patch)
     keep = (torch.rand((shape[0], *grid), generator=generator) >= ratio).float()
-    return _upsample(keep, patch).to(device)
+    return _upsample(keep.to(device), patch)  # draw the small grid on the CPU, upsample on the device
 
 
 def complementary_masks(
@@ -93,7 +93,8 @@ def complementary_masks(
         return [d, 1.0 - d]
     grid = check_grid(shape[1:], patch)
     owner = torch.randint(0, views, (shape[0], *grid), generator=generator)
-    return [_upsample((owner == k).float(), patch).to(device) for k in range(views)]
+    owner = owner.to(device)
+    return [_upsample((owner == k).float(), patch) for k in range(views)]
 
 
 def draw_masks(

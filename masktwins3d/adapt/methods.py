@@ -54,7 +54,28 @@ def apply_preset(run):
     )
 
 
-class Supervised(nn.Module):
+class StudentMethod(nn.Module):
+    """Base of the methods: ``model`` is the student; ``net`` runs its gradient-carrying forwards.
+
+    ``net`` is ``model`` itself, or after :meth:`set_net` its DistributedDataParallel wrapper
+    (kept out of the submodules, so state dicts and the EMA teacher see the bare model).
+    Losses return their logs as detached 0-d tensors: the trainer reads them (a GPU sync) only
+    when it writes a log line.
+    """
+
+    model: nn.Module
+
+    @property
+    def net(self) -> nn.Module:
+        net = self.__dict__.get("_net")
+        return self.model if net is None else net
+
+    def set_net(self, net: nn.Module) -> None:
+        """Run the student's forwards through ``net`` (a wrapper of ``model``, e.g. DDP)."""
+        self.__dict__["_net"] = net
+
+
+class Supervised(StudentMethod):
     """``L = L_sup`` on the labelled batch (source for ``noadapt``, target for ``oracle``).
 
     Args:
@@ -70,14 +91,14 @@ class Supervised(nn.Module):
         self.model, self.head, self.pos_weight = model, Head(head), pos_weight
 
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
-        l_sup = supervised_loss(self.model(batch["source_image"]), batch["source_label"], self.head, self.pos_weight)
-        return l_sup, {"loss": l_sup.item(), "l_sup": l_sup.item()}
+        l_sup = supervised_loss(self.net(batch["source_image"]), batch["source_label"], self.head, self.pos_weight)
+        return l_sup, {"loss": l_sup.detach(), "l_sup": l_sup.detach()}
 
     def after_step(self, step: int) -> None:
         """Nothing to update."""
 
 
-class MaskedConsistency(nn.Module):
+class MaskedConsistency(StudentMethod):
     """Source supervision plus masked target self-training (MaskTwins and its ablations).
 
     ``L = L_sup + [cl] * sum_k w_k CE(f(M_k * x_T), y_hat) + [cm] * lambda_cm * MSE(views)``,
@@ -111,14 +132,14 @@ class MaskedConsistency(nn.Module):
 
     def _predict_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.lcfg.views_batched:
-            return list(self.model(torch.cat(views)).chunk(len(views)))
-        return [self.model(v) for v in views]
+            return list(self.net(torch.cat(views)).chunk(len(views)))
+        return [self.net(v) for v in views]
 
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         xs, ys, xt = batch["source_image"], batch["source_label"], batch["target_image"]
-        logits_s = self.model(xs, style=xt) if self.adain else self.model(xs)
+        logits_s = self.net(xs, style=xt) if self.adain else self.net(xs)
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
-        total, logs = l_sup, {"l_sup": l_sup.item()}
+        total, logs = l_sup, {"l_sup": l_sup.detach()}
         if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
             if self.teacher is not None:
                 t_logits = self.teacher(xt)
@@ -131,18 +152,18 @@ class MaskedConsistency(nn.Module):
                 self.generator, self.mask.views, xt.device,
             )
             view_logits = self._predict_views([apply_mask(xt, m, self.fill) for m in masks])
-            logs["quality"] = confident.float().mean().item()
+            logs["quality"] = confident.float().mean()
             if self.lcfg.cl:
                 l_cl = consistency_loss(
                     view_logits, label, confident, self.head, self.lcfg.weighting, self.view_weights(len(view_logits))
                 )
                 total = total + l_cl
-                logs["l_cl"] = l_cl.item()
+                logs["l_cl"] = l_cl.detach()
             if self.lcfg.cm and len(view_logits) > 1:
                 l_cm = cross_mask_loss(view_logits, self.lcfg.cm_space, self.head)
                 total = total + self.lcfg.lambda_cm * l_cm
-                logs["l_cm"] = l_cm.item()
-        logs["loss"] = total.item()
+                logs["l_cm"] = l_cm.detach()
+        logs["loss"] = total.detach()
         return total, logs
 
     def after_step(self, step: int) -> None:

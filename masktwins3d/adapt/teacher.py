@@ -22,8 +22,9 @@ def ema_alpha(step: int, alpha_max: float = 0.999) -> float:
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, alpha: float, copy_buffers: bool) -> None:
     """``phi <- alpha * phi + (1 - alpha) * theta`` for every parameter; optionally copy buffers."""
-    for t, s in zip(teacher.parameters(), student.parameters()):
-        t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
+    t_params, s_params = list(teacher.parameters()), [p.detach() for p in student.parameters()]
+    torch._foreach_mul_(t_params, alpha)  # one fused kernel per dtype/device, not one per tensor
+    torch._foreach_add_(t_params, s_params, alpha=1.0 - alpha)
     if copy_buffers:
         for t, s in zip(teacher.buffers(), student.buffers()):
             t.copy_(s)

@@ -1,7 +1,9 @@
 """A small training loop: step the method's loss, update, log, checkpoint, resume exactly.
 
 The trainer knows nothing about losses: it asks ``method.loss(batch, step)`` for a scalar and
-calls ``method.after_step(step)`` (the EMA update) after every optimiser step.
+calls ``method.after_step(step)`` (the EMA update) after every optimiser step. Under torchrun
+(:mod:`masktwins3d.adapt.distributed`) every rank runs this loop; rank 0 alone writes the run
+folder while the others wait at a barrier.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
 from ..errors import UserError
+from .distributed import DistEnv, all_gather_objects, barrier, mean_logs, sync_buffers
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -40,6 +43,40 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def autocast(model: nn.Module, amp: bool):
+    """bf16 autocast of the forward passes when ``amp`` is on and ``model`` is on a GPU."""
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def train_step(method, optimizer, scheduler, batch: dict, step: int, amp: bool = False, env: DistEnv | None = None) -> dict:
+    """One iteration: loss (bf16 autocast on a GPU when ``amp``), backward (DDP averages the
+    gradients over ranks), optimiser and LR step, buffer sync across ranks, EMA update.
+
+    Args:
+        method: see :class:`Trainer`.
+        optimizer / scheduler: torch optimiser and LR scheduler.
+        batch: the iteration's batch dict of tensors.
+        step: 0-based iteration.
+        amp: bf16 autocast on a GPU.
+        env: this rank (default: one process).
+
+    Returns:
+        the method's logs of this rank (floats or 0-d tensors; not synchronised, so a GPU run
+        waits for the device only when the trainer writes a log line).
+    """
+    with autocast(method.model, amp):
+        loss, logs = method.loss(batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    if env is not None:
+        sync_buffers(method.model, env)
+    method.after_step(step)
+    return logs
+
+
 class Trainer:
     """Runs ``iterations`` optimiser steps of ``method`` and keeps the run folder up to date.
 
@@ -53,8 +90,11 @@ class Trainer:
         checkpoint_every / log_every: iterations between checkpoints / log lines.
         rng_state / set_rng_state: save and restore every random generator of the run.
         extra: constant entries stored in every checkpoint (model config, run config, version).
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (rank 0 only).
         amp: bf16 autocast of the forward passes on a GPU (ignored on CPU).
+        env: this process's place in a torchrun run (default: a single process). Rank 0 writes
+            the checkpoint (with every rank's RNG state), ``log.jsonl`` (rank means) and
+            TensorBoard; the other ranks wait at a barrier after each checkpoint.
     """
 
     def __init__(
@@ -72,9 +112,10 @@ class Trainer:
         extra: dict,
         progress: bool = True,
         amp: bool = False,
+        env: DistEnv | None = None,
     ):
         self.method, self.optimizer, self.scheduler = method, optimizer, scheduler
-        self.amp = amp
+        self.amp, self.env = amp, env or DistEnv()
         self.next_batch, self.out_dir, self.iterations = next_batch, Path(out_dir), iterations
         self.checkpoint_every, self.log_every = max(1, checkpoint_every), max(1, log_every)
         self.rng_state, self.set_rng_state, self.extra = rng_state, set_rng_state, extra
@@ -84,26 +125,39 @@ class Trainer:
     def model(self) -> nn.Module:
         return self.method.model
 
-    def state(self) -> dict:
+    def state(self, rng_ranks: list[dict] | None = None) -> dict:
+        """The checkpoint dict; ``rng_ranks``: every rank's RNG state (default: this rank's)."""
         teacher = getattr(self.method, "teacher", None)
-        return {
+        rng_ranks = rng_ranks or [self.rng_state()]
+        state = {
             **self.extra,
             "step": self.step,
             "model": self.model.state_dict(),
             "teacher": None if teacher is None else teacher.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": self.rng_state(),
+            "rng": rng_ranks[0],
+            "world_size": len(rng_ranks),
         }
+        if len(rng_ranks) > 1:
+            state["rng_ranks"] = rng_ranks
+        return state
 
     def save(self) -> Path:
+        """Write ``checkpoint.pt`` (rank 0); with several ranks a collective call on all of them."""
         path = self.out_dir / CHECKPOINT
-        save_checkpoint(path, self.state())
+        rng_ranks = all_gather_objects(self.rng_state(), self.env)
+        if self.env.is_main:
+            save_checkpoint(path, self.state(rng_ranks))
+        barrier(self.env)
         return path
 
     def resume(self, path: str | Path) -> None:
         """Restore model, teacher, optimiser, scheduler, iteration and every RNG from ``path``."""
         state = load_checkpoint(path)
+        world = int(state.get("world_size", 1))
+        if world != self.env.world_size:
+            raise UserError(f"{path} was written by {world} process(es) but this run has {self.env.world_size}; resume with the same number (torchrun --nproc_per_node {world}, or no torchrun for 1)")
         self.model.load_state_dict(state["model"])
         teacher = getattr(self.method, "teacher", None)
         if (teacher is None) != (state["teacher"] is None):
@@ -112,51 +166,46 @@ class Trainer:
             teacher.model.load_state_dict(state["teacher"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.set_rng_state(state["rng"])
+        self.set_rng_state(state["rng_ranks"][self.env.rank] if world > 1 else state["rng"])
         self.step = int(state["step"])
 
-    def _autocast(self):
-        """bf16 autocast of the forward passes when ``amp`` is on and the model is on a GPU."""
-        device = next(self.model.parameters()).device
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp and device.type == "cuda")
-
     def run(self) -> Path:
-        """Train until ``iterations``; write a checkpoint on schedule, at the end and on Ctrl-C."""
-        from torch.utils.tensorboard import SummaryWriter
+        """Train until ``iterations``; write a checkpoint on schedule, at the end and on Ctrl-C
+        (one process; under torchrun Ctrl-C keeps the last scheduled checkpoint, because the
+        ranks are interrupted at different points and cannot gather their states)."""
+        main = self.env.is_main
+        if main:
+            from torch.utils.tensorboard import SummaryWriter
 
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-        bar = tqdm(total=self.iterations, initial=self.step, disable=not self.progress, desc=self.out_dir.name, unit="it")
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            log = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")
+        bar = tqdm(total=self.iterations, initial=self.step, disable=not (self.progress and main), desc=self.out_dir.name, unit="it")
         t0 = time.perf_counter()
         self.model.train()
         try:
-            with open(self.out_dir / "log.jsonl", "a", encoding="utf-8") as log:
-                while self.step < self.iterations:
-                    batch = self.next_batch()
-                    with self._autocast():
-                        loss, logs = self.method.loss(batch, self.step)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    self.scheduler.step()
-                    self.method.after_step(self.step)
-                    self.step += 1
-                    bar.update(1)
-                    if self.step % self.log_every == 0 or self.step == self.iterations:
-                        logs = {"step": self.step, **logs, "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+            while self.step < self.iterations:
+                logs = train_step(self.method, self.optimizer, self.scheduler, self.next_batch(), self.step, self.amp, self.env)
+                self.step += 1
+                bar.update(1)
+                if self.step % self.log_every == 0 or self.step == self.iterations:
+                    logs = {"step": self.step, **mean_logs(logs, self.env), "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+                    if main:
                         log.write(json.dumps(logs) + "\n")
                         log.flush()
                         for key, value in logs.items():
                             if key != "step":
                                 writer.add_scalar(f"train/{key}", value, self.step)
-                        bar.set_postfix(loss=f"{logs['loss']:.4f}")
-                    if self.step % self.checkpoint_every == 0 and self.step < self.iterations:
-                        self.save()
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                if self.step % self.checkpoint_every == 0 and self.step < self.iterations:
+                    self.save()
         except KeyboardInterrupt:
-            self.save()
-            bar.close()
-            writer.close()
+            if not self.env.distributed:
+                self.save()
             raise
-        bar.close()
-        writer.close()
+        finally:
+            bar.close()
+            if main:
+                log.close()
+                writer.close()
         return self.save()
