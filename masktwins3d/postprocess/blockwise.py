@@ -323,7 +323,7 @@ def blockwise_instances(
     blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
     sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
     if isinstance(prob, (str, Path)) and _same_place(prob, out):
-        raise UserError(f"--out {out} is the input {prob}; write the labels to another path")
+        raise UserError(f"--out {out} is, or lies inside or around, the input {prob}; write the labels to another path")
     dtype = mito.label_dtype(int(np.prod(source.shape, dtype=np.int64)))
     target = create_volume(
         out, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",

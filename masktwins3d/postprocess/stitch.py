@@ -162,7 +162,10 @@ def touching_pairs(
             found.append(np.stack([la[both].astype(np.int64), lb[both].astype(np.int64)], axis=1))
     if not found:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+    pairs = np.concatenate(found)
+    width = int(pairs[:, 1].max()) + 1
+    keys = np.unique(pairs[:, 0] * width + pairs[:, 1])  # one sort of int64 keys, rows in (a, b) order
+    return np.stack([keys // width, keys % width], axis=1)
 
 
 def resolve(n_nodes: int, pairs: np.ndarray) -> np.ndarray:
