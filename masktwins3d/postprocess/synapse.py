@@ -199,7 +199,7 @@ def points_from_volume(
     """Open a ``(2, Z, Y, X)`` probability volume, check it, and extract its points (AdaSyn).
 
     Reads the volume one channel at a time (each ``Z * Y * X`` values in memory); blockwise
-    extraction for volumes larger than memory is left to the blockwise engine.
+    extraction for volumes larger than memory is :func:`.blockwise.blockwise_points` (same points).
 
     Args:
         spec: a volume spec (``prob.zarr``, ``x.zarr/prob``, ``f.h5:/key``) or an open Volume.
