@@ -57,15 +57,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
         input_spec=args.input,
         output=args.output,
         patch_size=args.patch,
-        overlap=args.overlap,
+        overlap=_numbers(args.overlap, float, "--overlap", "0.25 or 0.25,0.5,0.5"),
         blend=args.blend,
         batch_size=args.batch_size,
         device=args.device,
         out_dtype=args.dtype,
         overwrite=args.overwrite,
+        tta=args.tta,
+        block_shape=_numbers(args.block, int, "--block", "4,2048,2048") if args.block else None,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        resume=args.resume,
     )
     print(f"probabilities: {out}")
     return 0
+
+
+def _numbers(text: str, kind: type, flag: str, example: str) -> tuple:
+    """``"a,b,c"`` -> numbers of ``kind``; one :class:`UserError` line naming ``flag`` otherwise."""
+    try:
+        return tuple(kind(v) for v in str(text).replace("x", ",").split(","))
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a comma-separated list of numbers; write e.g. {example}") from None
 
 
 def cmd_evaluate_mito(args: argparse.Namespace) -> int:
@@ -195,16 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("predict", help="predict probabilities over a volume with a checkpoint",
-                       description="Sliding-window prediction, blended (2D models section by section, 3D models in slabs); writes a probability zarr (C, Z, Y, X) with the input's voxel size and offset.")
+                       description="Blockwise sliding-window prediction, blended, out of core (2D models section by section, 3D models in 3D windows): the volume is cut into blocks (write region + half a patch of context), each written to a chunk-aligned probability zarr (C, Z, Y, X) with the input's voxel size and offset; a manifest in the output lets --resume finish an interrupted run; --scheduler runs blocks on a dask cluster.")
     r.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
     r.add_argument("--input", required=True, help="image volume spec (x.zarr/raw, f.h5:/raw, stack.tif, folder)")
     r.add_argument("--output", required=True, help="output zarr path, e.g. runs/x/prob.zarr")
     r.add_argument("--patch", type=_int_tuple, default=None, help="window in voxels, multiples of 16: Y,X for 2D, Z,Y,X for 3D models (default: 256,256 or 64,64,64)")
-    r.add_argument("--overlap", type=float, default=0.25, help="window overlap fraction in [0, 1) (default: 0.25)")
-    r.add_argument("--blend", choices=["gaussian", "constant"], default="gaussian", help="blending of overlapping windows (default: gaussian)")
+    r.add_argument("--overlap", default="0.25", help="window overlap fraction in [0, 1): one value, or one per patch axis (Y,X or Z,Y,X) (default: 0.25)")
+    r.add_argument("--blend", choices=["gaussian", "constant", "bump"], default="gaussian", help="weighting of overlapping windows (default: gaussian)")
+    r.add_argument("--tta", action="store_true", help="flip test-time augmentation: mean over all flips of the spatial axes (4 passes for 2D, 8 for 3D)")
     r.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default: 4)")
+    r.add_argument("--block", default=None, help="write region per block, Z,Y,X voxels (default: 4,2048,2048 for 2D, 128,256,256 for 3D models)")
+    r.add_argument("--scheduler", default="none", help="none (this process) | local[:N] (dask LocalCluster of N processes) | ADDRESS of a dask scheduler (default: none)")
+    r.add_argument("--threads", type=int, default=None, help="torch threads per block worker (default: CPU cores / workers); equal values give bit-identical outputs")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     r.add_argument("--dtype", choices=["float32", "float16", "uint8"], default="float32", help="output dtype (default: float32)")
+    r.add_argument("--resume", action="store_true", help="finish an interrupted run into --output: skip the blocks its manifest lists (same settings required)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(func=cmd_predict)
 

@@ -16,14 +16,16 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BlendMode", "importance_map", "pad_widths", "sliding_window", "window_slices", "window_starts"]
+__all__ = ["BlendMode", "bump_1d", "importance_map", "pad_widths", "sliding_window", "window_slices", "window_starts"]
 
 
 class BlendMode(str, Enum):
-    """How overlapping windows are weighted: ``constant`` (equally) or ``gaussian`` (centre first)."""
+    """How overlapping windows are weighted: ``constant`` (equally), ``gaussian`` (centre first) or
+    ``bump`` (a smooth bump that falls to the floor at the window's edge)."""
 
     CONSTANT = "constant"
     GAUSSIAN = "gaussian"
+    BUMP = "bump"
 
 
 def importance_map(
@@ -33,18 +35,20 @@ def importance_map(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Per-voxel weight of a window's prediction; equal to MONAI's ``compute_importance_map``.
+    """Per-voxel weight of a window's prediction; gaussian and constant equal MONAI's ``compute_importance_map``.
 
     Gaussian: the outer product of 1D Gaussians centred on the patch with
     ``sigma = sigma_scale * patch_size`` (peak 1), computed in float32 in MONAI's order of
-    operations; every weight is then clamped from below to ``max(min weight, 1e-3)`` so that
-    corners still count (MONAI's rule). Constant: all ones.
+    operations. Bump: the outer product of the compactly supported bumps
+    ``exp(1 - 1 / (1 - t^2))``, ``t = (voxel centre - patch centre) / (patch / 2)`` in (-1, 1), per
+    axis (peak 1, smooth, near 0 at the window's edge). Both are then clamped from below to
+    ``max(min weight, 1e-3)`` so that corners still count (MONAI's rule). Constant: all ones.
 
     Args:
         patch_size: window shape, voxels (any number of axes, each >= 1).
         mode: :class:`BlendMode` or its name; default gaussian.
         sigma_scale: Gaussian sigma as a fraction of the patch size, one value or one per axis
-            (default 0.125); ignored for constant.
+            (default 0.125); used by gaussian only.
         dtype: dtype of the result (default float32; computed in float32 first).
         device: device of the result (default cpu).
 
@@ -59,12 +63,32 @@ def importance_map(
         scales = _per_axis(sigma_scale, len(patch_size), "sigma_scale")
         weights = torch.ones((), dtype=torch.float32, device=device)
         for axis, (size, scale) in enumerate(zip(patch_size, scales)):
-            sigma = size * scale
             x = torch.arange(-(size - 1) / 2.0, (size - 1) / 2.0 + 1, dtype=torch.float32, device=device)
-            x = torch.exp(x**2 / (-2 * sigma**2))
+            if mode == BlendMode.GAUSSIAN:
+                sigma = size * scale
+                x = torch.exp(x**2 / (-2 * sigma**2))
+            else:
+                x = bump_1d(size, device)
             weights = weights.unsqueeze(-1) * x[(None,) * axis] if axis > 0 else x
     floor = max(torch.min(weights).item(), 1e-3)
     return torch.clamp_(weights, min=floor).to(dtype)
+
+
+def bump_1d(size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``exp(1 - 1 / (1 - t^2))`` at the ``size`` voxel centres, ``t = (i - (size - 1) / 2) / (size / 2)``.
+
+    A smooth bump with compact support: 1 at the centre, tending to 0 (with all derivatives) at
+    the window's edges, which lie half a voxel outside the first and last voxel centre.
+
+    Args:
+        size: window length, voxels (>= 1).
+        device: device of the result (default cpu).
+
+    Returns:
+        float32 tensor of shape ``(size,)``, values in (0, 1].
+    """
+    t = torch.arange(size, dtype=torch.float64, device=device).sub_((size - 1) / 2.0).div_(size / 2.0)
+    return torch.exp(1.0 - 1.0 / (1.0 - t * t)).to(torch.float32)
 
 
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:

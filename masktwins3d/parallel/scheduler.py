@@ -80,6 +80,7 @@ def run_blocks(
     on_done: Callable[[Any, Any], None] | None = None,
     progress: bool = True,
     desc: str = "blocks",
+    prefetch: Callable[[Any], None] | None = None,
 ) -> None:
     """Call ``work(item)`` for every item, here or on a dask cluster, and ``on_done(item, result)`` here.
 
@@ -93,12 +94,16 @@ def run_blocks(
         on_done: called with each item and its result (default: results are dropped).
         progress: show a tqdm bar.
         desc: the bar's label.
+        prefetch: in-process runs only: called with the next item just before ``work`` runs on the
+            current one, so the next item's input can be read in the background (default none).
     """
     sched = scheduler if isinstance(scheduler, Scheduler) else parse_scheduler(scheduler)
     bar = tqdm(total=len(items), disable=not progress, desc=desc, unit="block")
     try:
         if sched.kind == "none" or not items:
-            for item in items:
+            for i, item in enumerate(items):
+                if prefetch is not None and i + 1 < len(items):
+                    prefetch(items[i + 1])
                 result = work(item)
                 if on_done is not None:
                     on_done(item, result)

@@ -1,0 +1,375 @@
+"""Out-of-core prediction: a volume cut into blocks, each predicted with a sliding window and
+written to a chunk-aligned probability zarr; resumable, in this process or on a dask cluster.
+
+One engine for 2D and 3D models. The volume is cut by :func:`~masktwins3d.parallel.block_grid`
+into blocks whose write regions tile it; each block reads its write region plus a context
+(default half a patch per axis, none in z for a 2D model), normalises it with the one
+volume-level normaliser, predicts it with :func:`.region.predict_region`, crops the write
+region, converts it to the output dtype and writes it. The block shape is a multiple of the
+output chunks, so no two blocks write one chunk, and a block's result depends only on its input:
+the output is the same whatever the order of the blocks or the worker that computes them (bit
+for bit, given the same torch thread count, batch size and device).
+
+The output zarr holds a manifest (``blocks.json``, written atomically after each block): a rerun
+with ``resume=True`` computes only the blocks it does not name, and is refused if the settings
+(checkpoint digest, input, patch, overlap, blend, TTA, batch, block shape, dtype, ...) differ.
+
+>>> predict_blockwise(CheckpointModel.of("run/checkpoint.pt"), open_volume("raw.zarr"), "prob.zarr",
+...                   preprocess=volume_normalizer(vol), patch_size=(256, 256), scheduler="local:4")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..parallel import Block, Manifest, block_grid, parse_scheduler, run_blocks
+from .region import (
+    Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region, to_out_dtype
+)
+
+DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
+"""Write-region shape (Z, Y, X) per block when none is given, by the model's spatial axes, voxels."""
+
+CHUNK_LIMIT = {2: (1, 1024, 1024), 3: (64, 256, 256)}
+"""Largest output chunk (Z, Y, X), voxels; each chunk edge is the largest divisor of the block edge up to this."""
+
+MANIFEST_NAME = "blocks.json"
+"""The manifest's file name inside the output zarr."""
+
+_MODELS: dict[tuple, torch.nn.Module] = {}
+"""Per-process model cache: ``(checkpoint path, sha256, device) -> model``."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for part in iter(lambda: f.read(chunk), b""):
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def module_sha256(module: torch.nn.Module) -> str:
+    """Hex sha256 of a module's class name and state dict (names, dtypes, shapes, values)."""
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckpointModel:
+    """A model to be loaded from a training checkpoint, once per process (cached by path, digest, device).
+
+    Args:
+        path: the ``checkpoint.pt`` file.
+        sha256: hex digest of its bytes (recorded in the manifest; a changed file is refused).
+    """
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str | Path) -> CheckpointModel:
+        """The checkpoint at ``path`` with its digest; a :class:`UserError` if it is missing."""
+        if not Path(path).is_file():
+            raise UserError(f"checkpoint {path} does not exist; pass the checkpoint.pt of a training run")
+        return cls(str(Path(path).resolve()), file_sha256(path))
+
+    def load(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        key = (self.path, self.sha256, str(device))
+        if key not in _MODELS:
+            from .checkpoint import model_from_checkpoint
+
+            if file_sha256(self.path) != self.sha256:
+                raise UserError(f"checkpoint {self.path} changed while predicting; rerun with the checkpoint you want")
+            _MODELS.clear()  # one model per process
+            _MODELS[key] = model_from_checkpoint(self.path).to(device).eval()
+        return _MODELS[key]
+
+    @property
+    def identity(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class ModuleModel:
+    """An in-memory model (pickled to workers as is).
+
+    Args:
+        module: the network; ``load`` moves it to the device and sets eval mode.
+    """
+
+    module: torch.nn.Module
+
+    def load(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        return self.module.to(device).eval()
+
+    @property
+    def identity(self) -> str:
+        return f"module:{module_sha256(self.module)}"
+
+
+@dataclass
+class BlockJob:
+    """Predicts one block (``job(block) -> block.id``); picklable for dask when its parts are.
+
+    Args:
+        model: :class:`CheckpointModel` or :class:`ModuleModel`.
+        source: input ZYX :class:`~masktwins3d.io.Volume` (or CZYX with one channel).
+        target: output CZYX Volume, open for writing, same voxel grid as ``source``.
+        preprocess: raw ``(Z, Y, X)`` -> float32 normalised array of the same shape (elementwise,
+            e.g. a :class:`~masktwins3d.data.normalize.Normalizer`).
+        settings: :class:`~.region.WindowSettings`.
+        out_dtype: float32 | float16 | uint8.
+        device: torch device of the model and the stitching.
+        threads: torch intra-op threads while computing a block (None: leave as is).
+    """
+
+    model: Any
+    source: Any
+    target: Any
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    settings: WindowSettings
+    out_dtype: str
+    device: str = "cpu"
+    threads: int | None = None
+    _pending: dict = field(default_factory=dict, repr=False, compare=False)
+    _reader: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_pending"], state["_reader"] = {}, None
+        return state
+
+    def read(self, block: Block) -> np.ndarray:
+        """The block's normalised float32 ``(Z, Y, X)`` read region."""
+        key = block.read_roi.to_slices(self.source.offset)
+        raw = self.source[key] if self.source.axes == "zyx" else self.source[(0, *key)]
+        region = np.asarray(self.preprocess(np.asarray(raw)), dtype=np.float32)
+        if region.shape != raw.shape:
+            raise ValueError(f"preprocess turned a block of shape {raw.shape} into {region.shape}; keep the shape")
+        return region
+
+    def prefetch(self, block: Block) -> None:
+        """Start reading ``block`` in a background thread (in-process runs: reading overlaps compute)."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-block")
+        self._pending[block.id] = self._reader.submit(self.read, block)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
+        self._pending.clear()
+
+    def __call__(self, block: Block) -> str:
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        model = self.model.load(self.device)
+        pending: Future | None = self._pending.pop(block.id, None)
+        region = pending.result() if pending is not None else self.read(block)
+        prob = predict_region(model, region, self.settings, self.device)
+        crop = block.write_roi.to_slices(block.read_roi.offset)
+        self.target[(slice(None), *block.write_roi.to_slices(self.target.offset))] = to_out_dtype(
+            prob[(slice(None), *crop)], self.out_dtype
+        )
+        return block.id
+
+
+def check_source(volume) -> None:
+    """A :class:`UserError` unless ``volume`` is ZYX or CZYX with one channel."""
+    axes = getattr(volume, "axes", "zyx")
+    if axes == "zyx" or (axes == "czyx" and volume.shape[0] == 1):
+        return
+    raise UserError(
+        f"{getattr(volume, 'path', 'the input')} has axes {axes!r} and shape {tuple(volume.shape)}; "
+        "prediction needs a ZYX volume of one channel: give the image volume"
+    )
+
+
+def block_layout(dims: int, spatial_shape: Sequence[int], block_shape: Sequence[int] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(block, chunks)``, ZYX voxels: the block shape (cut to the volume) and output chunks that divide it.
+
+    Args:
+        dims: the model's spatial axes (2 or 3), for the defaults :data:`DEFAULT_BLOCK` and :data:`CHUNK_LIMIT`.
+        spatial_shape: the volume's (Z, Y, X).
+        block_shape: write region per block (Z, Y, X), voxels (None: :data:`DEFAULT_BLOCK`).
+    """
+    given = DEFAULT_BLOCK[dims] if block_shape is None else block_shape
+    try:
+        values = tuple(int(b) for b in given)
+        ok = len(values) == 3 and all(b >= 1 and b == g for b, g in zip(values, given))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(f"--block {block_shape!r} must be 3 whole numbers >= 1 (Z, Y, X voxels), e.g. {','.join(map(str, DEFAULT_BLOCK[dims]))}")
+    block = tuple(min(b, s) for b, s in zip(values, spatial_shape))
+    chunks = tuple(max(d for d in range(1, min(b, cap) + 1) if b % d == 0) for b, cap in zip(block, CHUNK_LIMIT[dims]))
+    return block, chunks
+
+
+def default_context(settings: WindowSettings) -> tuple[int, int, int]:
+    """Half a patch per axis (Z, Y, X); 0 in z for a 2D model."""
+    half = tuple(p // 2 for p in settings.patch_size)
+    return (0, *half) if settings.dims == 2 else half  # type: ignore[return-value]
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per block worker: the CPU cores shared among ``workers`` (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def predict_blockwise(
+    model: torch.nn.Module | CheckpointModel,
+    volume,
+    out_path: str | Path,
+    *,
+    preprocess: Callable[[np.ndarray], np.ndarray],
+    patch_size: Sequence[int],
+    overlap: float | Sequence[float] = 0.25,
+    blend: str = "gaussian",
+    batch_size: int = 4,
+    tta: bool = False,
+    activation: Activation | str | None = None,
+    out_dtype: str = "float32",
+    device: str = "cpu",
+    amp: bool = True,
+    block_shape: Sequence[int] | None = None,
+    context: Sequence[int] | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    identity: dict | None = None,
+):
+    """Predict ``volume`` block by block into the probability zarr ``out_path``; resumable.
+
+    Every setting, the output path and the scheduler are checked before anything is computed
+    (a :class:`UserError` naming the flag and the fix).
+
+    Args:
+        model: a network (2D or 3D by its ``spatial_dims``, default 2) or a :class:`CheckpointModel`
+            (loaded once per worker process; needed for dask clusters beyond this machine).
+        volume: input ZYX :class:`~masktwins3d.io.Volume` (or CZYX with one channel); read lazily.
+        out_path: output zarr (``prob.zarr`` or ``x.zarr/group``): OME-Zarr ``czyx`` with the input's
+            voxel size and offset, and the manifest ``blocks.json`` inside.
+        preprocess: elementwise raw -> float32 normalisation, the same for every block (e.g. a
+            :class:`~masktwins3d.data.normalize.Normalizer`; picklable for dask).
+        patch_size: window, voxels: (Y, X) for a 2D, (Z, Y, X) for a 3D model.
+        overlap: window overlap fraction in [0, 1), one value or one per patch axis (default 0.25).
+        blend: constant | gaussian | bump (default gaussian).
+        batch_size: windows per forward pass (default 4).
+        tta: flip test-time augmentation, mean logits over all flips of the spatial axes (default False).
+        activation: softmax | sigmoid (default: the model's ``head_kind``, else softmax).
+        out_dtype: float32 (default) | float16 | uint8 (round(p * 255)).
+        device: torch device (default cpu).
+        amp: bf16 autocast on CUDA (default True; ignored on CPU).
+        block_shape: write region per block (Z, Y, X), voxels (default :data:`DEFAULT_BLOCK`; cut
+            to the volume); output chunks divide it.
+        context: extra voxels read on each side of a block (Z, Y, X) (default half a patch; 0 in z for 2D).
+        scheduler: none (default) | local[:N] | a dask scheduler address (see :mod:`masktwins3d.parallel`).
+        threads: torch threads per block worker (default: CPU cores / workers). Runs with the same
+            threads, batch size and device give bit-identical outputs.
+        resume: continue an interrupted run into ``out_path`` (its manifest): finished blocks are skipped.
+        overwrite: replace an existing ``out_path`` (default False: refuse).
+        progress: tqdm bar over blocks (default True).
+        identity: extra entries for the manifest's settings (e.g. the input spec); JSON-able.
+
+    Returns:
+        The output :class:`~masktwins3d.io.Volume` ``(C, Z, Y, X)``, open for writing.
+    """
+    from ..io import create_volume, open_volume
+
+    ref = model if isinstance(model, CheckpointModel) else ModuleModel(model)
+    sched = parse_scheduler(scheduler)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    out_path = Path(out_path)
+    if out_path.exists() and not (resume or overwrite):
+        raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
+    check_source(volume)
+    out_dtype = check_out_dtype(out_dtype)
+    net = ref.load(device) if isinstance(ref, CheckpointModel) else ref.module
+    dims = getattr(net, "spatial_dims", 2)
+    settings = check_window_settings(
+        dims, patch_size, overlap, blend, batch_size, tta, activation or getattr(net, "head_kind", "softmax"), amp
+    )
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"--threads {threads!r} must be a whole number >= 1, e.g. 1")
+    threads = threads or default_threads(sched.workers if sched.kind == "local" else 1)
+    spatial = tuple(volume.shape[-3:])
+    block, chunks = block_layout(dims, spatial, block_shape)
+    ctx = tuple(int(c) for c in context) if context is not None else default_context(settings)
+    blocks = block_grid(volume.roi, block, ctx)
+    net = net.to(device).eval()
+    channels = output_channels(net, settings, device)
+    on_cuda = torch.device(device).type == "cuda"
+    recorded = {
+        "model": ref.identity,
+        **(identity or {}),
+        "input_shape": list(spatial),
+        "input_offset": list(volume.offset),
+        "preprocess": repr(preprocess) if hasattr(type(preprocess), "__dataclass_fields__") else type(preprocess).__name__,
+        "patch": list(settings.patch_size),
+        "overlap": list(settings.overlap),
+        "blend": settings.blend.value,
+        "tta": settings.tta,
+        "batch_size": settings.batch_size,
+        "activation": settings.activation.value,
+        "amp": settings.amp and on_cuda,
+        "block": list(block),
+        "context": list(ctx),
+        "dtype": out_dtype,
+    }
+    manifest_path = out_path / MANIFEST_NAME
+    fix = f"pass --overwrite to start {out_path} again"
+    if resume and out_path.exists():
+        manifest = Manifest.resume(manifest_path, recorded, len(blocks), fix=fix)
+        target = open_volume(out_path, mode="r+")
+        expected = (channels, *spatial)
+        if tuple(target.shape) != expected or target.dtype != np.dtype(out_dtype):
+            raise UserError(f"{out_path} has shape {target.shape} and dtype {target.dtype}, not {expected} {out_dtype}; {fix}")
+    else:
+        target = create_volume(
+            out_path, (channels, *spatial), out_dtype, voxel_size=volume.voxel_size, offset=volume.offset,
+            axes="czyx", chunks=(channels, *chunks), overwrite=overwrite,
+        )
+        manifest = Manifest(manifest_path, recorded, len(blocks))
+        manifest.save()
+    todo = [b for b in blocks if not manifest.is_done(b.id)]
+    job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
+    if sched.kind != "none":
+        try:
+            pickle.dumps(job)
+        except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
+            raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
+    if progress or resume:
+        print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}",
+              file=sys.stderr, flush=True)
+    before = torch.get_num_threads()
+    try:
+        run_blocks(
+            job, todo, sched, on_done=lambda b, _: manifest.mark_done(b.id), progress=progress, desc="predict",
+            prefetch=job.prefetch if sched.kind == "none" else None,
+        )
+    finally:
+        job.close()
+        torch.set_num_threads(before)
+    if not todo:
+        manifest.save()
+    return target

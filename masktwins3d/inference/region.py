@@ -1,0 +1,216 @@
+"""Predict one in-memory region: the settings of a prediction, the forward pass (flip TTA, bf16
+autocast on CUDA) and the blended sliding window over a ``(Z, Y, X)`` region.
+
+This is the compute of one block of :mod:`.blockwise` (and all of :func:`.predict.predict_array`):
+a 2D model sees the region as ``Z`` sections whose windows are batched together; a 3D model sees
+one ``(Z, Y, X)`` image. Windows are blended on the logits with :func:`.window.sliding_window`
+(accumulated in float32), then the head's activation gives probabilities.
+
+>>> settings = check_window_settings(2, patch_size=(256, 256), overlap=0.25, blend="gaussian")
+>>> prob = predict_region(model, normalised_zyx, settings, device="cpu")   # (C, Z, Y, X) float32
+"""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import nullcontext
+from dataclasses import dataclass
+from enum import Enum
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .window import BlendMode, sliding_window
+
+OUT_DTYPES = ("float32", "float16", "uint8")
+"""Output dtypes: probabilities as float32/float16, or uint8 = round(p * 255)."""
+
+
+class Activation(str, Enum):
+    """Network head: ``softmax`` (write classes 1..K-1) or ``sigmoid`` (write all K channels)."""
+
+    SOFTMAX = "softmax"
+    SIGMOID = "sigmoid"
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """Everything that decides a region's probabilities (checked by :func:`check_window_settings`).
+
+    Args:
+        patch_size: window, voxels: (Y, X) for a 2D model, (Z, Y, X) for a 3D model.
+        overlap: fraction of a window shared with its neighbour, per patch axis, each in [0, 1).
+        blend: weighting of overlapping windows (:class:`~.window.BlendMode`).
+        batch_size: windows per forward pass.
+        tta: flip test-time augmentation: the logits are the mean over all flips of the spatial axes.
+        activation: the model's head (softmax or sigmoid).
+        amp: bf16 autocast of the forward pass (used on CUDA only).
+    """
+
+    patch_size: tuple[int, ...]
+    overlap: tuple[float, ...]
+    blend: BlendMode = BlendMode.GAUSSIAN
+    batch_size: int = 4
+    tta: bool = False
+    activation: Activation = Activation.SOFTMAX
+    amp: bool = True
+
+    @property
+    def dims(self) -> int:
+        """Spatial axes of the model: 2 or 3."""
+        return len(self.patch_size)
+
+
+def check_window_settings(
+    dims: int,
+    patch_size: Sequence[int],
+    overlap: float | Sequence[float] = 0.25,
+    blend: BlendMode | str = BlendMode.GAUSSIAN,
+    batch_size: int = 4,
+    tta: bool = False,
+    activation: Activation | str = Activation.SOFTMAX,
+    amp: bool = True,
+) -> WindowSettings:
+    """Validate prediction settings for a ``dims``-D model; a :class:`UserError` with the fix for the first bad one.
+
+    Args:
+        dims: the model's spatial axes (2 or 3).
+        patch_size, overlap, blend, batch_size, tta, activation, amp: see :class:`WindowSettings`;
+            ``overlap`` is one value or one per patch axis.
+    """
+    example, axes = ("256,256", "(Y, X)") if dims == 2 else ("64,64,64", "(Z, Y, X)")
+    try:
+        patch = tuple(int(p) for p in patch_size)
+        ok = len(patch) == dims and all(p > 0 and p == q for p, q in zip(patch, patch_size))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(f"--patch {patch_size!r} must be {dims} positive whole numbers {axes} for this {dims}D model, e.g. {example}")
+    values = overlap if isinstance(overlap, (list, tuple)) else (overlap,)
+    try:
+        fractions = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        fractions = (float("nan"),)
+    if len(fractions) not in (1, dims) or not all(0 <= f < 1 for f in fractions):
+        raise UserError(
+            f"--overlap {overlap!r} must be one fraction in [0, 1) or one per patch axis {axes}, e.g. 0.25 or {','.join(['0.25'] * dims)}"
+        )
+    try:
+        blend = BlendMode(blend)
+    except ValueError:
+        raise UserError(f"--blend {blend!r} is unknown; use one of {[m.value for m in BlendMode]}") from None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise UserError(f"--batch-size {batch_size!r} must be a whole number >= 1, e.g. 4")
+    try:
+        activation = Activation(activation)
+    except ValueError:
+        names = [a.value for a in Activation]
+        raise UserError(f"activation {activation!r} is unknown; set model.head to one of {names}") from None
+    return WindowSettings(
+        patch_size=patch,
+        overlap=fractions * dims if len(fractions) == 1 else fractions,
+        blend=blend,
+        batch_size=int(batch_size),
+        tta=bool(tta),
+        activation=activation,
+        amp=bool(amp),
+    )
+
+
+def check_out_dtype(out_dtype: str) -> str:
+    """``out_dtype`` if it is one of :data:`OUT_DTYPES`, else a :class:`UserError`."""
+    if out_dtype not in OUT_DTYPES:
+        raise UserError(f"--dtype {out_dtype!r} is unknown; use one of {list(OUT_DTYPES)}")
+    return out_dtype
+
+
+def flips(dims: int) -> list[tuple[int, ...]]:
+    """Every subset of the spatial axes of a ``(B, C, *spatial)`` batch, identity first (2D: 4, 3D: 8)."""
+    axes = range(2, 2 + dims)
+    return [combo for n in range(dims + 1) for combo in itertools.combinations(axes, n)]
+
+
+class Forward:
+    """The predictor the sliding window calls: float32 logits of a batch of windows.
+
+    With ``tta`` the logits are the running mean over :func:`flips` of
+    ``flip(model(flip(batch)))``; under bf16 autocast when ``amp`` and the batch is on CUDA.
+
+    Args:
+        model: network in eval mode mapping ``(B, 1, *patch)`` to ``(B, K, *patch)`` logits.
+        settings: the prediction's :class:`WindowSettings`.
+    """
+
+    def __init__(self, model: torch.nn.Module, settings: WindowSettings):
+        self.model = model
+        self.flips = flips(settings.dims) if settings.tta else [()]
+        self.amp = settings.amp
+
+    def _once(self, batch: torch.Tensor) -> torch.Tensor:
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and batch.is_cuda else nullcontext()
+        with autocast:
+            return self.model(batch).float()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        mean = self._once(batch)
+        for count, axes in enumerate(self.flips[1:], start=2):
+            pred = self._once(batch.flip(axes)).flip(axes)
+            mean.add_(pred.sub_(mean), alpha=1.0 / count)  # running mean: one extra buffer whatever the flips
+        return mean
+
+
+@torch.inference_mode()
+def predict_region(
+    model: torch.nn.Module, region: np.ndarray, settings: WindowSettings, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """float32 ``(C, Z, Y, X)`` probabilities of a normalised ``(Z, Y, X)`` region.
+
+    A 2D model predicts the ``Z`` sections (their windows batched together), a 3D model the whole
+    region; axes shorter than the patch are zero padded (0 is the mean after normalisation).
+
+    Args:
+        model: network in eval mode on ``device`` (``(B, 1, *patch)`` -> ``(B, K, *patch)`` logits).
+        region: normalised float32 ``(Z, Y, X)`` array.
+        settings: :class:`WindowSettings` (its patch decides 2D or 3D).
+        device: where windows are predicted and stitched (default cpu).
+
+    Returns:
+        ``(K - 1, Z, Y, X)`` softmax classes 1..K-1, or ``(K, Z, Y, X)`` sigmoid channels, float32.
+    """
+    device = torch.device(device)
+    array = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+    if device.type == "cuda":
+        array = array.pin_memory().to(device, non_blocking=True)
+    image = array[:, None] if settings.dims == 2 else array[None, None]
+    logits = sliding_window(
+        image, Forward(model, settings), settings.patch_size, settings.overlap, settings.blend, settings.batch_size
+    )
+    # (Z, K, Y, X) for 2D, (1, K, Z, Y, X) for 3D -> (K, Z, Y, X)
+    logits = logits.transpose(0, 1) if settings.dims == 2 else logits[0]
+    if settings.activation == Activation.SOFTMAX:
+        prob = torch.softmax(logits, dim=0)[1:]
+    else:
+        prob = torch.sigmoid_(logits)
+    return prob.cpu().numpy()
+
+
+def output_channels(model: torch.nn.Module, settings: WindowSettings, device) -> int:
+    """Channels written: K - 1 for softmax, K for sigmoid (K from ``model.out_channels``, else one probe window)."""
+    k = getattr(model, "out_channels", None)
+    if not isinstance(k, int):
+        with torch.inference_mode():
+            k = int(model(torch.zeros((1, 1, *settings.patch_size), device=device)).shape[1])
+    if settings.activation == Activation.SOFTMAX:
+        if k < 2:
+            raise UserError(f"the model has {k} output channel; a softmax head needs >= 2: set model.head to sigmoid")
+        return k - 1
+    return k
+
+
+def to_out_dtype(prob: np.ndarray, out_dtype: str) -> np.ndarray:
+    """Probabilities in [0, 1] as ``out_dtype``: float32, float16, or uint8 = round(p * 255)."""
+    if out_dtype == "uint8":
+        return np.rint(prob * 255.0).astype(np.uint8)
+    return prob.astype(out_dtype, copy=False)
