@@ -336,6 +336,11 @@ def predict_blockwise(
         "context": list(ctx),
         "dtype": out_dtype,
     }
+    if sched.kind != "none":
+        try:
+            pickle.dumps((ref, volume, preprocess))
+        except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
+            raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
     manifest_path = out_path / MANIFEST_NAME
     fix = f"pass --overwrite to start {out_path} again"
     if resume and out_path.exists():
@@ -353,11 +358,6 @@ def predict_blockwise(
         manifest.save()
     todo = [b for b in blocks if not manifest.is_done(b.id)]
     job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
-    if sched.kind != "none":
-        try:
-            pickle.dumps(job)
-        except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
-            raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
     if progress or resume:
         print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}",
               file=sys.stderr, flush=True)

@@ -1,0 +1,273 @@
+"""The blockwise prediction engine: MONAI equality, blending maps, TTA, dtypes, resume after a
+SIGKILL, refusal of changed settings, and a 2-worker dask cluster equal to one process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from monai.inferers import sliding_window_inference
+
+from masktwins3d.cli import main
+from masktwins3d.config import ModelConfig
+from masktwins3d.errors import UserError
+from masktwins3d.geometry import Roi
+from masktwins3d.inference import check_window_settings, predict_array, predict_blockwise, predict_region
+from masktwins3d.inference.window import bump_1d, importance_map
+from masktwins3d.io import Volume, create_volume, open_volume
+from masktwins3d.models import build_model
+from masktwins3d.parallel import run_blocks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conv_net(dims: int, out_channels: int = 2, seed: int = 0) -> nn.Module:
+    """A small random conv net whose outputs depend on window borders (zero padding)."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    net = nn.Sequential(conv(1, 4, 3, padding=1), nn.Tanh(), conv(4, out_channels, 3, padding=1)).eval()
+    net.spatial_dims = dims
+    return net
+
+
+def memory_volume(data: np.ndarray) -> Volume:
+    return Volume(data, path="<memory>", axes="zyx", voxel_size=(30, 4, 4), offset=(3, 5, 7))
+
+
+def as_float(x):
+    return np.asarray(x, dtype=np.float32) / 100.0
+
+
+def write_checkpoint(path, name="unet2d", widths=(4, 8, 8, 8, 8), head="softmax", seed=0):
+    torch.manual_seed(seed)
+    cfg = {"name": name, "in_channels": 1, "out_channels": 2, "widths": list(widths), "head": head, "adain": False, "norm": None}
+    torch.save({"model": build_model(ModelConfig(**cfg)).state_dict(), "model_config": cfg}, path)
+    return path
+
+
+@pytest.fixture
+def raw_zarr(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, (12, 48, 48), dtype=np.uint8)
+    vol = create_volume(tmp_path / "raw.zarr", data.shape, np.uint8, voxel_size=(40, 4, 4), offset=(2, 10, 20))
+    vol[...] = data
+    return str(tmp_path / "raw.zarr")
+
+
+def run_cli(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- (a) equal to MONAI ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims, shape, patch, overlap", [(2, (3, 37, 50), (16, 16), 0.25), (3, (13, 21, 18), (8, 8, 8), (0.25, 0.5, 0.5))])
+def test_engine_equals_monai_gaussian(tmp_path, dims, shape, patch, overlap):
+    net = conv_net(dims, out_channels=3)
+    data = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    settings = check_window_settings(dims, patch, overlap, "gaussian", 3)
+    ours = predict_region(net, data, settings)
+    image = torch.from_numpy(data)[:, None] if dims == 2 else torch.from_numpy(data)[None, None]
+    ov = overlap if isinstance(overlap, float) else list(overlap)
+    with torch.inference_mode():
+        logits = torch.as_tensor(sliding_window_inference(image, patch, 3, net, overlap=ov, mode="gaussian", sigma_scale=0.125))
+    logits = logits.transpose(0, 1) if dims == 2 else logits[0]
+    ref = torch.softmax(logits, 0)[1:].numpy()
+    assert ours.shape == ref.shape == (2, *shape)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
+    # the whole engine (lazy volume -> blocks -> zarr) with one block is the same prediction
+    out = predict_blockwise(net, memory_volume(data), tmp_path / "p.zarr", preprocess=np.asarray, patch_size=patch,
+                            overlap=overlap, batch_size=3, block_shape=(64, 64, 64), progress=False)
+    assert out.voxel_size == (30.0, 4.0, 4.0) and out.offset == (3, 5, 7) and out.dtype == np.float32
+    np.testing.assert_allclose(out[...], ref, rtol=0, atol=1e-4)
+
+
+# ---- blending maps, TTA, dtypes -------------------------------------------------------------------
+
+
+def test_bump_map():
+    for size in (1, 4, 7, 32):
+        t = (np.arange(size) - (size - 1) / 2) / (size / 2)
+        np.testing.assert_allclose(bump_1d(size).numpy(), np.exp(1 - 1 / (1 - t * t)), rtol=1e-6)
+    w = importance_map((9, 31), "bump")
+    outer = torch.outer(bump_1d(9), bump_1d(31))
+    assert w.shape == (9, 31) and w.max() == 1.0  # odd axes: the centre voxel is the peak
+    torch.testing.assert_close(w, outer.clamp(min=max(outer.min().item(), 1e-3)))
+    assert w.min() == pytest.approx(1e-3) and torch.equal(w, w.flip(0)) and torch.equal(w, w.flip(1))
+    assert torch.equal(importance_map((5, 6), "constant"), torch.ones(5, 6))
+    g = importance_map((32, 32), "gaussian")
+    assert g[16, 16] > g[16, 24] > g[16, 31] and w[4, 15] > w[4, 22] > w[4, 30]  # both fall off from the centre
+
+
+@pytest.mark.parametrize("blend", ["constant", "gaussian", "bump"])
+def test_identity_model_reproduces_input_for_every_blend(blend):
+    class Twice(nn.Module):  # logits (0, x): softmax class 1 = sigmoid(x)
+        spatial_dims = 2
+
+        def forward(self, x):
+            return torch.cat([torch.zeros_like(x), x], 1)
+
+    data = np.random.default_rng(2).normal(size=(2, 30, 41)).astype(np.float32)
+    prob = predict_region(Twice(), data, check_window_settings(2, (16, 16), 0.5, blend, 4))
+    np.testing.assert_allclose(prob[0], 1 / (1 + np.exp(-data)), atol=1e-6)
+
+
+@pytest.mark.parametrize("dims, shape, patch", [(2, (2, 24, 30), (16, 16)), (3, (10, 12, 9), (8, 8, 8))])
+def test_tta_is_the_mean_of_flipped_predictions(dims, shape, patch):
+    net = conv_net(dims, out_channels=2, seed=4)
+    data = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+    tta = predict_region(net, data, check_window_settings(dims, patch, 0.25, "gaussian", 4, tta=True, activation="sigmoid"))
+    axes_sets = [(), *[(a,) for a in range(2, 2 + dims)], *[(a, b) for a in range(2, 2 + dims) for b in range(a + 1, 2 + dims)]]
+    if dims == 3:
+        axes_sets.append((2, 3, 4))
+    logits = []
+    for axes in axes_sets:
+        flipped = nn.Module()
+        flipped.forward = lambda x, axes=axes: net(x.flip(axes)).flip(axes) if axes else net(x)
+        flipped.spatial_dims = dims
+        settings = check_window_settings(dims, patch, 0.25, "gaussian", 4, activation="sigmoid")
+        logits.append(np.log(p := predict_region(flipped, data, settings)) - np.log1p(-p))
+    assert len(logits) == 2**dims
+    np.testing.assert_allclose(tta, 1 / (1 + np.exp(-np.mean(logits, 0))), atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "uint8"])
+def test_output_dtypes_and_blocks_match_whole_sections(tmp_path, dtype):
+    net = conv_net(2, seed=5)
+    data = np.random.default_rng(4).integers(0, 256, (5, 40, 52)).astype(np.uint8)
+    ref = predict_array(net, data, preprocess=as_float, patch_size=(16, 16))
+    # z blocks of 2 sections, whole sections in y/x: each section sees the windows of the whole-section run
+    out = predict_blockwise(net, memory_volume(data), tmp_path / "p.zarr", preprocess=as_float, patch_size=(16, 16),
+                            out_dtype=dtype, block_shape=(2, 64, 64), progress=False)
+    assert out.dtype == np.dtype(dtype) and out.shape == (1, 5, 40, 52) and out.chunks == (1, 1, 40, 52)
+    got = out[...].astype(np.float32) / (255.0 if dtype == "uint8" else 1.0)
+    np.testing.assert_allclose(got, ref, atol=0.5 / 255 + 1e-6 if dtype == "uint8" else 5e-4)
+    manifest = json.loads((tmp_path / "p.zarr" / "blocks.json").read_text())
+    assert manifest["complete"] and manifest["done"] == ["0-0-0", "1-0-0", "2-0-0"]
+
+
+def test_blocks_are_chunk_aligned_3d(tmp_path):
+    net = conv_net(3, seed=6)
+    data = np.random.default_rng(5).normal(size=(20, 24, 30)).astype(np.float32)
+    out = predict_blockwise(net, memory_volume(data), tmp_path / "p.zarr", preprocess=np.asarray, patch_size=(8, 8, 8),
+                            block_shape=(10, 12, 20), progress=False)
+    assert out.chunks[1:] == (10, 12, 20)  # largest divisors of the block up to the chunk limit
+    manifest = json.loads((tmp_path / "p.zarr" / "blocks.json").read_text())
+    assert manifest["total"] == 2 * 2 * 2 and manifest["settings"]["context"] == [4, 4, 4]
+    # a voxelwise model gives the same value whatever the windows: blocks, crops and offsets fit together
+    torch.manual_seed(0)
+    voxelwise = nn.Sequential(nn.Conv3d(1, 3, 1), nn.Tanh(), nn.Conv3d(3, 2, 1)).eval()
+    voxelwise.spatial_dims = 3
+    out = predict_blockwise(voxelwise, memory_volume(data), tmp_path / "v.zarr", preprocess=np.asarray, patch_size=(8, 8, 8),
+                            block_shape=(10, 12, 20), activation="sigmoid", progress=False)
+    with torch.inference_mode():
+        expected = torch.sigmoid(voxelwise(torch.from_numpy(data)[None, None]))[0].numpy()
+    np.testing.assert_allclose(out[...], expected, atol=1e-6)
+
+
+def test_run_blocks_prefetches_the_next_item_in_process():
+    calls = []
+    run_blocks(lambda x: calls.append(("work", x)), [1, 2, 3], None, progress=False, prefetch=lambda x: calls.append(("pre", x)))
+    assert calls == [("pre", 2), ("work", 1), ("pre", 3), ("work", 2), ("work", 3)]
+
+
+# ---- refusals --------------------------------------------------------------------------------------
+
+
+def test_refusals_are_one_line_before_work(tmp_path, raw_zarr, capsys):
+    ckpt = write_checkpoint(tmp_path / "c.pt")
+    out = tmp_path / "prob.zarr"
+    base = ["predict", "--checkpoint", ckpt, "--input", raw_zarr, "--output", out, "--patch", "32,32", "--block", "4,48,48", "--threads", "1"]
+    bad = [
+        (["--overlap", "0.25,0.5,0.5"], "--overlap"),  # a 2D model takes Y,X
+        (["--overlap", "a"], "--overlap"),
+        (["--block", "4,0,48"], "--block"),
+        (["--scheduler", "cluster"], "--scheduler"),
+        (["--resume", "--overwrite"], "--resume"),
+    ]
+    for extra, needle in bad:
+        code, _, err = run_cli(capsys, *base, *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+        assert not out.exists()
+    code, _, err = run_cli(capsys, *base)
+    assert code == 0, err
+    for extra, needle in [([], "--overwrite"), (["--resume", "--blend", "bump"], "blend: 'gaussian' -> 'bump'"),
+                          (["--resume", "--tta"], "tta"), (["--resume", "--dtype", "uint8"], "dtype"),
+                          (["--resume", "--overlap", "0.5"], "overlap"), (["--resume", "--block", "2,48,48"], "block")]:
+        code, _, err = run_cli(capsys, *base, *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, (extra, err)
+    write_checkpoint(ckpt, seed=1)  # another checkpoint at the same path: another digest
+    code, _, err = run_cli(capsys, *base, "--resume")
+    assert code == 2 and "model: 'sha256:" in err and "--overwrite" in err
+    code, _, err = run_cli(capsys, *base, "--overwrite")
+    assert code == 0, err
+
+
+# ---- (b) kill, resume, bit-identical -------------------------------------------------------------
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
+    ckpt = write_checkpoint(tmp_path / "c.pt", widths=(32, 32, 32, 32, 32))  # ~0.1 s a block: time to kill mid-run
+    args = ["--checkpoint", ckpt, "--input", raw_zarr, "--patch", "32,32", "--block", "1,48,48", "--tta", "--threads", "1", "--dtype", "float16"]
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "ref.zarr")
+    assert code == 0, err
+    out = tmp_path / "prob.zarr"
+    manifest = out / "blocks.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "masktwins3d", "predict", *map(str, args), "--output", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done: list = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            done = json.loads(manifest.read_text())["done"]
+        except (OSError, ValueError):
+            done = []
+        if len(done) >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    done = json.loads(manifest.read_text())["done"]
+    assert 2 <= len(done) < 12, "the run ended before it could be killed; make blocks slower"
+    chunk_times = {p: p.stat().st_mtime_ns for p in (out / "0" / "c").rglob("*") if p.is_file()}
+    code, _, err = run_cli(capsys, "predict", *args, "--output", out, "--resume")
+    assert code == 0, err
+    assert f"predict: {12 - len(done)} of 12 blocks to compute ({len(done)} already done)" in err
+    assert json.loads(manifest.read_text())["complete"]
+    for path, mtime in chunk_times.items():  # chunk c/0/z/0/0 belongs to block z-0-0
+        z = int(path.relative_to(out / "0" / "c").parts[1])
+        assert (path.stat().st_mtime_ns == mtime) == (f"{z}-0-0" in done), path
+    assert np.array_equal(open_volume(out)[...], open_volume(tmp_path / "ref.zarr")[...])
+
+
+# ---- (c) dask LocalCluster ------------------------------------------------------------------------
+
+
+def test_local_cluster_equals_one_process(tmp_path, raw_zarr, capsys):
+    ckpt = write_checkpoint(tmp_path / "c.pt", name="resunet3d", widths=(2, 2, 2, 2, 2), head="sigmoid")
+    args = ["--checkpoint", ckpt, "--input", raw_zarr, "--patch", "32,32,32", "--block", "6,32,32", "--threads", "1", "--overlap", "0.5,0.25,0.25"]
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "one.zarr")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "two.zarr", "--scheduler", "local:2")
+    assert code == 0, err
+    one, two = open_volume(tmp_path / "one.zarr"), open_volume(tmp_path / "two.zarr")
+    assert one.shape == (2, 12, 48, 48) and one.voxel_size == (40.0, 4.0, 4.0) and one.offset == (2, 10, 20)
+    assert json.loads((tmp_path / "two.zarr" / "blocks.json").read_text())["total"] == 2 * 2 * 2
+    assert np.array_equal(one[...], two[...])
+
+
+def test_in_memory_model_cannot_go_to_a_cluster_with_a_lambda(tmp_path):
+    data = np.zeros((2, 16, 16), np.float32)
+    with pytest.raises(UserError, match="--scheduler local:2: the job cannot be sent"):
+        predict_blockwise(conv_net(2), memory_volume(data), tmp_path / "p.zarr", preprocess=lambda x: x,
+                          patch_size=(16, 16), scheduler="local:2", progress=False)
