@@ -15,6 +15,7 @@ from the synchronised student), the checkpoint, the logs (rank means).
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections import defaultdict
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ def _env_int(name: str, default: int) -> int:
 
 @contextmanager
 def session(device: torch.device) -> Iterator[DistEnv]:
-    """The :class:`DistEnv` of this process, with the process group joined while it is open.
+    """The :class:`DistEnv` of this process, in the process group when ``WORLD_SIZE > 1``.
 
     Args:
         device: the configured device (``cpu`` or ``cuda``); under torchrun a CUDA run uses
@@ -83,14 +84,17 @@ def session(device: torch.device) -> Iterator[DistEnv]:
             raise UserError(f"LOCAL_RANK={local} but only {torch.cuda.device_count()} GPUs are visible; set torchrun --nproc_per_node to at most that")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    joined_here = not dist.is_initialized()
-    if joined_here:
+    if not dist.is_initialized():
+        # joined once per process and left at exit: a second run in the same process (the demo,
+        # tests) reuses the group, because re-joining torchrun's rendezvous store would hang
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield DistEnv(rank=rank, world_size=world, local_rank=local, device=device)
-    finally:
-        if joined_here and dist.is_initialized():
-            dist.destroy_process_group()
+        atexit.register(_leave)
+    yield DistEnv(rank=rank, world_size=world, local_rank=local, device=device)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_seeds(seed: int, env: DistEnv) -> list[np.random.SeedSequence]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, atomic_write_text
 from ..errors import UserError
 from .distributed import DistEnv, all_gather_objects, barrier, mean_logs, sync_buffers
 
@@ -168,6 +168,22 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.set_rng_state(state["rng_ranks"][self.env.rank] if world > 1 else state["rng"])
         self.step = int(state["step"])
+        if self.env.is_main:
+            self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop the log lines a killed run wrote after its last checkpoint (they are redone)."""
+        path = self.out_dir / "log.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                pass  # a line cut short by the kill
+        atomic_write_text(path, "".join(kept))
 
     def run(self) -> Path:
         """Train until ``iterations``; write a checkpoint on schedule, at the end and on Ctrl-C
