@@ -7,6 +7,7 @@ the fix, with exit code 2, before long work starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run = load_config(args.config, args.overrides)
     path = train(run, overwrite=args.overwrite, resume=args.resume)
-    print(f"checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"checkpoint: {path}")
     return 0
 
 
@@ -200,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train one method from a YAML config",
-                       description="Train as the YAML config says; key=value overrides use dotted keys, e.g. method=masktwins optim.lr=1e-4 data.crop=[256,256].")
+                       description="Train as the YAML config says; key=value overrides use dotted keys, e.g. method=masktwins optim.lr=1e-4 data.crop=[256,256]. On several GPUs or CPU processes: torchrun --nproc_per_node N -m masktwins3d train --config ... (DistributedDataParallel; data.batch_size is per process, rank 0 writes the run folder).")
     t.add_argument("--config", required=True, help="YAML run config (see configs/)")
     t.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
