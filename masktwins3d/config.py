@@ -52,7 +52,9 @@ class DataConfig:
     """Args: crop: training crop in voxels, (Y, X) for 2D models, (Z, Y, X) for 3D models;
     batch_size: crops per domain and step, per process (under torchrun the
     global batch is batch_size x WORLD_SIZE); augment: random flips, 90-degree rotations and
-    transposes; cube: edge in voxels of the cube drawn around each synapse point (3: 3x3x3)."""
+    transposes; cube: edge in voxels of the cube drawn around each synapse point (3: 3x3x3);
+    prefetch: draw the next batch in a background thread while the step runs (same batches and
+    exact resumes either way; false: draw inline)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     target: VolumeConfig = field(default_factory=VolumeConfig)
@@ -60,6 +62,7 @@ class DataConfig:
     batch_size: int = 2
     augment: bool = True
     cube: int = 3
+    prefetch: bool = True
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .atomic import atomic_write_text
 from .config import RunConfig, to_yaml
 from .data.labels import check_binary_volume
 from .data.normalize import volume_normalizer
+from .data.prefetch import Prefetcher
 from .data.sampling import PointCrops, SectionCrops
 from .errors import UserError
 from .io import open_volume
@@ -93,25 +94,32 @@ class DomainBatches:
         self.labelled, self.target, self.batch_size, self.device = labelled, target, batch_size, device
         self.float_labels, self.memory_format = float_labels, memory_format
 
-    def _to_device(self, array) -> torch.Tensor:
+    def _host(self, array) -> torch.Tensor:
         t = torch.from_numpy(array)
-        if self.device.type == "cuda":
-            t = t.pin_memory()
-        return t.to(self.device, non_blocking=True)
+        return t.pin_memory() if self.device.type == "cuda" else t
 
-    def _image(self, array) -> torch.Tensor:
-        return self._to_device(array).contiguous(memory_format=self.memory_format)
-
-    def __call__(self) -> dict:
+    def draw(self) -> dict:
+        """The next batch as CPU tensors (pinned for a GPU): the samplers' work, thread-safe to run ahead."""
         img, lab = self.labelled.sample(self.batch_size)
         batch = {
-            "source_image": self._image(img),
-            "source_label": self._to_device(lab.astype(np.float32) if self.float_labels else lab.astype(np.int64)),
+            "source_image": self._host(img),
+            "source_label": self._host(lab.astype(np.float32) if self.float_labels else lab.astype(np.int64)),
         }
         if self.target is not None:
             timg, _ = self.target.sample(self.batch_size)
-            batch["target_image"] = self._image(timg)
+            batch["target_image"] = self._host(timg)
         return batch
+
+    def to_device(self, batch: dict) -> dict:
+        """``batch`` on the device (asynchronous copies from pinned memory), images in ``memory_format``."""
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        for key in ("source_image", "target_image"):
+            if key in out:
+                out[key] = out[key].contiguous(memory_format=self.memory_format)
+        return out
+
+    def __call__(self) -> dict:
+        return self.to_device(self.draw())
 
 
 def memory_format(channels_last: bool | None, dims: int, device: torch.device) -> torch.memory_format:
@@ -235,19 +243,23 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     optimizer = build_optimizer(model.parameters(), run.optim)
     scheduler = build_scheduler(optimizer, run.optim)
 
+    def sampler_state() -> dict:
+        return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
+
+    def set_sampler_state(state: dict) -> None:
+        s_rng.bit_generator.state = json.loads(state["source"])
+        t_rng.bit_generator.state = json.loads(state["target"])
+
+    batches = DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid", memory_format=fmt)
+    fetch = Prefetcher(batches.draw, sampler_state, set_sampler_state, batches.to_device, enabled=run.data.prefetch)
+
     def rng_state() -> dict:
-        return {
-            "torch": torch.get_rng_state(),
-            "mask": mask_gen.get_state(),
-            "source": json.dumps(s_rng.bit_generator.state),
-            "target": json.dumps(t_rng.bit_generator.state),
-        }
+        return {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(), **fetch.state()}
 
     def set_rng_state(state: dict) -> None:
         torch.set_rng_state(state["torch"])
         mask_gen.set_state(state["mask"])
-        s_rng.bit_generator.state = json.loads(state["source"])
-        t_rng.bit_generator.state = json.loads(state["target"])
+        fetch.set_state({"source": state["source"], "target": state["target"]})
 
     from dataclasses import asdict
 
@@ -255,7 +267,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         method=method,
         optimizer=optimizer,
         scheduler=scheduler,
-        next_batch=DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid", memory_format=fmt),
+        next_batch=fetch,
         out_dir=out_dir,
         iterations=run.optim.iterations,
         checkpoint_every=run.train.checkpoint_every,

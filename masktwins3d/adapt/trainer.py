@@ -84,7 +84,8 @@ class Trainer:
         method: object with ``loss(batch, step) -> (tensor, logs)``, ``after_step(step)`` and
             attributes ``model`` and optional ``teacher``.
         optimizer / scheduler: torch optimiser and LR scheduler (stepped once per iteration).
-        next_batch: callable returning the next batch dict of tensors.
+        next_batch: callable returning the next batch dict of tensors; its ``close()``, if
+            any, is called when the run ends.
         out_dir: run folder for ``checkpoint.pt``, ``log.jsonl`` and TensorBoard events.
         iterations: total number of steps of the run.
         checkpoint_every / log_every: iterations between checkpoints / log lines.
@@ -221,6 +222,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if hasattr(self.next_batch, "close"):
+                self.next_batch.close()  # stop drawing ahead (the draw is undone)
             if main:
                 log.close()
                 writer.close()
