@@ -28,6 +28,15 @@ class CMSpace(str, Enum):
     PROBS = "probs"  # as the paper writes it
 
 
+def small_tensor(values, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A few constants on ``device`` without stalling a GPU: pinned host memory, asynchronous copy
+    (a plain copy from a Python list would wait for every queued kernel)."""
+    t = torch.tensor(values, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def supervised_loss(
     logits: torch.Tensor, target: torch.Tensor, head: Head, pos_weight: Sequence[float] | None = None
 ) -> torch.Tensor:
@@ -45,7 +54,7 @@ def _pos_weight(pos_weight: Sequence[float] | None, logits: torch.Tensor) -> tor
     """``pos_weight`` as a tensor broadcasting over ``(B, C, *S)`` logits, or None for plain BCE."""
     if pos_weight is None or all(w == 1.0 for w in pos_weight):
         return None
-    weight = torch.as_tensor(list(pos_weight), dtype=logits.dtype, device=logits.device)
+    weight = small_tensor(list(pos_weight), logits.dtype, logits.device)
     return weight.reshape(1, -1, *([1] * (logits.ndim - 2))) if len(pos_weight) > 1 else weight.reshape(())
 
 
@@ -67,7 +76,7 @@ def pseudo_label(
             maxprob, label = prob.max(dim=1)
             return label, maxprob >= float(threshold)
         prob = torch.sigmoid(teacher_logits.float())
-        delta = torch.as_tensor(threshold, dtype=prob.dtype, device=prob.device)
+        delta = small_tensor(threshold, prob.dtype, prob.device)
         delta = delta.reshape(1, -1, *([1] * (prob.ndim - 2))) if delta.ndim else delta
         label = (prob >= delta).float()
         return label, torch.maximum(prob, 1 - prob) >= delta

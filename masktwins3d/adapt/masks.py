@@ -45,6 +45,13 @@ def _upsample(cells: torch.Tensor, patch: int) -> torch.Tensor:
     return out.unsqueeze(1)
 
 
+def _to_device(cells: torch.Tensor, device) -> torch.Tensor:
+    """The CPU-drawn cell grid on ``device``; to a GPU asynchronously from pinned memory."""
+    if device is not None and torch.device(device).type == "cuda":
+        return cells.pin_memory().to(device, non_blocking=True)
+    return cells.to(device)
+
+
 def random_mask(
     shape: Sequence[int], patch: int, ratio: float, generator: torch.Generator, device=None
 ) -> torch.Tensor:
@@ -61,7 +68,7 @@ def random_mask(
         raise UserError(f"mask.ratio={ratio} must be in [0, 1]; the paper uses 0.5")
     grid = check_grid(shape[1:], patch)
     keep = (torch.rand((shape[0], *grid), generator=generator) >= ratio).float()
-    return _upsample(keep.to(device), patch)  # draw the small grid on the CPU, upsample on the device
+    return _upsample(_to_device(keep, device), patch)  # draw the small grid on the CPU, upsample on the device
 
 
 def complementary_masks(
@@ -93,7 +100,7 @@ def complementary_masks(
         return [d, 1.0 - d]
     grid = check_grid(shape[1:], patch)
     owner = torch.randint(0, views, (shape[0], *grid), generator=generator)
-    owner = owner.to(device)
+    owner = _to_device(owner, device)
     return [_upsample((owner == k).float(), patch) for k in range(views)]
 
 
