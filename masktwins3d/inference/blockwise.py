@@ -35,7 +35,7 @@ import torch
 from ..errors import UserError
 from ..parallel import Block, Manifest, block_grid, parse_scheduler, run_blocks
 from .region import (
-    Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region, to_out_dtype
+    Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region
 )
 
 DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
@@ -182,11 +182,9 @@ class BlockJob:
         model = self.model.load(self.device)
         pending: Future | None = self._pending.pop(block.id, None)
         region = pending.result() if pending is not None else self.read(block)
-        prob = predict_region(model, region, self.settings, self.device)
         crop = block.write_roi.to_slices(block.read_roi.offset)
-        self.target[(slice(None), *block.write_roi.to_slices(self.target.offset))] = to_out_dtype(
-            prob[(slice(None), *crop)], self.out_dtype
-        )
+        prob = predict_region(model, region, self.settings, self.device, crop=crop, out_dtype=self.out_dtype)
+        self.target[(slice(None), *block.write_roi.to_slices(self.target.offset))] = prob
         return block.id
 
 

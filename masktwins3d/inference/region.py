@@ -13,6 +13,7 @@ one ``(Z, Y, X)`` image. Windows are blended on the logits with :func:`.window.s
 from __future__ import annotations
 
 import itertools
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import Enum
@@ -23,6 +24,9 @@ import torch
 
 from ..errors import UserError
 from .window import BlendMode, sliding_window
+
+_GRAPHS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+"""Captured CUDA graphs per model: ``(weight addresses, {(batch shape, dtype, device, amp): (input, graph, output) or None})``."""
 
 OUT_DTYPES = ("float32", "float16", "uint8")
 """Output dtypes: probabilities as float32/float16, or uint8 = round(p * 255)."""
@@ -47,6 +51,7 @@ class WindowSettings:
         tta: flip test-time augmentation: the logits are the mean over all flips of the spatial axes.
         activation: the model's head (softmax or sigmoid).
         amp: bf16 autocast of the forward pass (used on CUDA only).
+        cuda_graphs: replay each batch shape's forward pass as a CUDA graph (CUDA only; default True).
     """
 
     patch_size: tuple[int, ...]
@@ -56,6 +61,7 @@ class WindowSettings:
     tta: bool = False
     activation: Activation = Activation.SOFTMAX
     amp: bool = True
+    cuda_graphs: bool = True
 
     @property
     def dims(self) -> int:
@@ -136,7 +142,10 @@ class Forward:
     """The predictor the sliding window calls: float32 logits of a batch of windows.
 
     With ``tta`` the logits are the running mean over :func:`flips` of
-    ``flip(model(flip(batch)))``; under bf16 autocast when ``amp`` and the batch is on CUDA.
+    ``flip(model(flip(batch)))``; under bf16 autocast when ``amp`` and the batch is on CUDA. On
+    CUDA each batch shape's forward pass is captured once as a CUDA graph and replayed (the
+    same kernels without Python and launch overhead per layer; the graphs are kept per model
+    across blocks); a model that cannot be captured runs eagerly.
 
     Args:
         model: network in eval mode mapping ``(B, 1, *patch)`` to ``(B, K, *patch)`` logits.
@@ -147,37 +156,83 @@ class Forward:
         self.model = model
         self.flips = flips(settings.dims) if settings.tta else [()]
         self.amp = settings.amp
+        self.graphs = settings.cuda_graphs
 
-    def _once(self, batch: torch.Tensor) -> torch.Tensor:
+    def _eager(self, batch: torch.Tensor) -> torch.Tensor:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and batch.is_cuda else nullcontext()
         with autocast:
             return self.model(batch).float()
 
+    def _once(self, batch: torch.Tensor) -> torch.Tensor:
+        if not (self.graphs and batch.is_cuda):
+            return self._eager(batch)
+        # graphs read the weights where they were at capture: recapture if the model moved (.to, .cpu/.cuda)
+        where = tuple(t.data_ptr() for t in itertools.chain(self.model.parameters(), self.model.buffers()))
+        entry = _GRAPHS.get(self.model)
+        if entry is None or entry[0] != where:
+            entry = _GRAPHS[self.model] = (where, {})
+        cache = entry[1]
+        key = (tuple(batch.shape), batch.dtype, str(batch.device), self.amp)
+        if key not in cache:
+            cache[key] = self._capture(batch)
+        if cache[key] is None:  # not capturable: eager
+            return self._eager(batch)
+        static_in, graph, static_out = cache[key]
+        static_in.copy_(batch)
+        graph.replay()
+        return static_out  # valid until the next replay: the sliding window consumes it first
+
+    def _capture(self, batch: torch.Tensor):
+        try:
+            static_in = batch.clone()
+            side = torch.cuda.Stream(device=batch.device)
+            side.wait_stream(torch.cuda.current_stream(batch.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up (cuDNN algorithm choice) outside the capture
+                    self._eager(static_in)
+            torch.cuda.current_stream(batch.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._eager(static_in)
+            return static_in, graph, static_out
+        except RuntimeError:
+            return None
+
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        mean = self._once(batch)
+        if len(self.flips) == 1:
+            return self._once(batch)
+        mean = self._once(batch).clone()
         for count, axes in enumerate(self.flips[1:], start=2):
             pred = self._once(batch.flip(axes)).flip(axes)
-            mean.add_(pred.sub_(mean), alpha=1.0 / count)  # running mean: one extra buffer whatever the flips
+            mean.add_(pred.sub(mean), alpha=1.0 / count)  # running mean: one extra buffer whatever the flips
         return mean
 
 
 @torch.inference_mode()
 def predict_region(
-    model: torch.nn.Module, region: np.ndarray, settings: WindowSettings, device: str | torch.device = "cpu"
+    model: torch.nn.Module,
+    region: np.ndarray,
+    settings: WindowSettings,
+    device: str | torch.device = "cpu",
+    crop: tuple[slice, ...] | None = None,
+    out_dtype: str = "float32",
 ) -> np.ndarray:
-    """float32 ``(C, Z, Y, X)`` probabilities of a normalised ``(Z, Y, X)`` region.
+    """Probabilities ``(C, Z, Y, X)`` of a normalised ``(Z, Y, X)`` region.
 
     A 2D model predicts the ``Z`` sections (their windows batched together), a 3D model the whole
     region; axes shorter than the patch are zero padded (0 is the mean after normalisation).
+    Cropping and the dtype conversion happen on ``device``, so only the result travels back.
 
     Args:
         model: network in eval mode on ``device`` (``(B, 1, *patch)`` -> ``(B, K, *patch)`` logits).
         region: normalised float32 ``(Z, Y, X)`` array.
         settings: :class:`WindowSettings` (its patch decides 2D or 3D).
         device: where windows are predicted and stitched (default cpu).
+        crop: ``(Z, Y, X)`` slices of the region to return (default: all of it).
+        out_dtype: float32 (default) | float16 | uint8 (round(p * 255)).
 
     Returns:
-        ``(K - 1, Z, Y, X)`` softmax classes 1..K-1, or ``(K, Z, Y, X)`` sigmoid channels, float32.
+        ``(K - 1, Z, Y, X)`` softmax classes 1..K-1, or ``(K, Z, Y, X)`` sigmoid channels, as ``out_dtype``.
     """
     device = torch.device(device)
     array = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
@@ -189,11 +244,13 @@ def predict_region(
     )
     # (Z, K, Y, X) for 2D, (1, K, Z, Y, X) for 3D -> (K, Z, Y, X)
     logits = logits.transpose(0, 1) if settings.dims == 2 else logits[0]
+    if crop is not None:
+        logits = logits[(slice(None), *crop)]
     if settings.activation == Activation.SOFTMAX:
         prob = torch.softmax(logits, dim=0)[1:]
     else:
-        prob = torch.sigmoid_(logits)
-    return prob.cpu().numpy()
+        prob = torch.sigmoid(logits)
+    return to_out_dtype(prob, out_dtype).cpu().numpy()
 
 
 def output_channels(model: torch.nn.Module, settings: WindowSettings, device) -> int:
@@ -209,8 +266,12 @@ def output_channels(model: torch.nn.Module, settings: WindowSettings, device) ->
     return k
 
 
-def to_out_dtype(prob: np.ndarray, out_dtype: str) -> np.ndarray:
-    """Probabilities in [0, 1] as ``out_dtype``: float32, float16, or uint8 = round(p * 255)."""
+def to_out_dtype(prob, out_dtype: str):
+    """Probabilities in [0, 1] (numpy or torch) as ``out_dtype``: float32, float16, or uint8 = round(p * 255)."""
+    if isinstance(prob, torch.Tensor):
+        if out_dtype == "uint8":
+            return torch.round(prob * 255.0).to(torch.uint8)
+        return prob.to(getattr(torch, out_dtype))
     if out_dtype == "uint8":
         return np.rint(prob * 255.0).astype(np.uint8)
     return prob.astype(out_dtype, copy=False)
