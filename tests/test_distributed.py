@@ -14,7 +14,7 @@ from masktwins3d.adapt.distributed import DistEnv, mean_logs, rank_seeds, sessio
 from masktwins3d.adapt.trainer import CHECKPOINT, load_checkpoint
 from masktwins3d.config import load_config
 from masktwins3d.errors import UserError
-from masktwins3d.train import build_trainer, memory_format, train
+from masktwins3d.train import build_trainer, memory_format
 
 from conftest import tiny_overrides
 
@@ -100,7 +100,7 @@ def test_channels_last_only_on_a_gpu():
 
 def test_resume_with_another_number_of_processes_is_refused(tiny_pair, tmp_path):
     overrides = tiny_overrides(tiny_pair, "noadapt", tmp_path / "r", iterations=2)
-    path = train(load_config(None, overrides))
+    path = build_trainer(load_config(None, overrides)).save()  # a step-0 checkpoint of one process
     state = torch.load(path, weights_only=True)
     state["world_size"] = 2
     torch.save(state, path)
