@@ -90,7 +90,9 @@ def bench_track(track: str, args: argparse.Namespace) -> dict:
     crop = args.crop or DEFAULT_CROP[track]
     dims = 2 if track == "mito" else 3
     overrides = [f"data.crop={[crop] * dims}", f"data.batch_size={args.batch}", f"mask.patch={crop // 16}",
-                 f"loss.views_batched={str(args.views_batched).lower()}", f"train.amp={str(args.amp).lower()}"]
+                 f"train.amp={str(args.amp).lower()}"]
+    if args.views_batched is not None:
+        overrides.append(f"loss.views_batched={str(args.views_batched).lower()}")
     if args.widths:
         overrides.append(f"model.widths=[{args.widths}]")
     fmt = memory_format(args.channels_last, dims, device)
@@ -170,7 +172,8 @@ def main() -> None:
     p.add_argument("--widths", default=None, help="five comma-separated widths (default: the paper's)")
     p.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last memory format on a GPU (default: the trainer's, on for 2D only)")
-    p.add_argument("--views-batched", action="store_true", help="both masked views in one forward pass")
+    p.add_argument("--views-batched", dest="views_batched", action=argparse.BooleanOptionalAction, default=None,
+                   help="both masked views in one forward pass (default: the config's loss.views_batched)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
@@ -181,7 +184,7 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {name}, amp={'bf16' if args.amp and device.type == 'cuda' else 'off'}, "
-          f"channels_last={args.channels_last if args.channels_last is not None else 'default'}, views_batched={args.views_batched}")
+          f"channels_last={args.channels_last if args.channels_last is not None else 'default'}, views_batched={'config' if args.views_batched is None else args.views_batched}")
     for track in args.tracks:
         batch = args.batch
         args.batch = batch or (2 if track == "mito" else 4)
