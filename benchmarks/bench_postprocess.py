@@ -19,10 +19,8 @@ identical row for row. Every time is the median of ``--repeats`` runs. Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -34,17 +32,9 @@ from bench_synapse import make_probabilities, scipy_points  # noqa: E402
 
 from masktwins3d.io import create_volume, open_volume  # noqa: E402
 from masktwins3d.postprocess.blockwise import blockwise_instances, blockwise_points, parse_block  # noqa: E402
+from timing import median_time  # noqa: E402
 
 RANK = {6: 1, 18: 2, 26: 3}
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def make_mito(rng: np.random.Generator, size: int, foreground: float = 0.1) -> np.ndarray:

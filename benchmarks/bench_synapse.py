@@ -17,8 +17,6 @@ Every time is the median of ``--repeats`` runs. Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from scipy import ndimage
@@ -26,15 +24,7 @@ from scipy import ndimage
 from masktwins3d.evaluate.synapse import score_synapses
 from masktwins3d.io.points import SynapsePoints
 from masktwins3d.postprocess.synapse import THRESHOLDS, probabilities_to_points
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+from timing import median_time
 
 
 def make_points(rng: np.random.Generator, n_pre: int, n_post: int, shape=(1250, 1250, 1250)) -> tuple[SynapsePoints, SynapsePoints]:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from masktwins3d.cli import main
 from masktwins3d.errors import UserError
 from masktwins3d.geometry import Roi
 from masktwins3d.io import create_volume, open_volume
@@ -24,6 +23,8 @@ from masktwins3d.postprocess.blockwise import (
 from masktwins3d.postprocess.mito import mask_to_instances, probability_to_instances
 from masktwins3d.postprocess.stitch import label_block, merge_table, neighbour_directions, resolve, touching_pairs
 from masktwins3d.postprocess.synapse import DroppedPostsWarning, probabilities_to_points
+
+from cli_helpers import assert_user_error, run_cli
 
 
 # ---- stitching numerics --------------------------------------------------------------------------
@@ -240,20 +241,6 @@ def test_two_worker_cluster_equals_in_process(tmp_path):
 
 
 # ---- CLI ----------------------------------------------------------------------------------------------
-
-
-def run_cli(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_cli_mito_and_blockwise_synapse(capsys, tmp_path):

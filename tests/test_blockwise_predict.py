@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 from monai.inferers import sliding_window_inference
 
-from masktwins3d.cli import main
 from masktwins3d.config import ModelConfig
 from masktwins3d.errors import UserError
 from masktwins3d.geometry import Roi
@@ -24,6 +23,8 @@ from masktwins3d.inference.window import bump_1d, importance_map
 from masktwins3d.io import Volume, create_volume, open_volume
 from masktwins3d.models import build_model
 from masktwins3d.parallel import run_blocks
+
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,12 +59,6 @@ def raw_zarr(tmp_path):
     vol = create_volume(tmp_path / "raw.zarr", data.shape, np.uint8, voxel_size=(40, 4, 4), offset=(2, 10, 20))
     vol[...] = data
     return str(tmp_path / "raw.zarr")
-
-
-def run_cli(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---- (a) equal to MONAI ---------------------------------------------------------------------------

@@ -10,29 +10,16 @@ from sklearn.metrics import average_precision_score, f1_score, jaccard_score, ma
 from masktwins3d.cli import main
 from masktwins3d.io import create_volume
 
+from cli_helpers import assert_user_error, run_cli
 from conftest import tiny_overrides
 
 
-def run_cli(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"], ["evaluate", "synapse"], ["postprocess"], ["postprocess", "synapse"]])
+@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"], ["evaluate", "synapse"], ["postprocess"], ["postprocess", "synapse"], ["postprocess", "mito"]])
 def test_help_on_every_verb(capsys, verb):
     with pytest.raises(SystemExit) as exc:
         main([*verb, "--help"])
     assert exc.value.code == 0
     assert "usage: masktwins3d" in capsys.readouterr().out
-
-
-def assert_user_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def train_args(pair, method, out, *extra):

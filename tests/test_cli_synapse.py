@@ -8,25 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from masktwins3d.cli import main
 from masktwins3d.io import create_volume
 from masktwins3d.io.points import SynapsePoints, write_points_h5
 
+from cli_helpers import assert_user_error, run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def prob_map(path, channels=2):

@@ -115,7 +115,7 @@ def test_empty_map_gives_no_points():
 @pytest.mark.parametrize("prob,kwargs,match", [
     (np.zeros((3, 4, 4, 4), np.float32), {}, r"shape \(3, 4, 4, 4\) are not \(2, Z, Y, X\)"),
     (np.zeros((2, 4, 4), np.float32), {}, r"shape \(2, 4, 4\)"),
-    (np.full((2, 4, 4, 4), 3.0, np.float32), {}, r"range from 3 to 3, not \[0, 1\]; give sigmoid probabilities"),
+    (np.full((2, 4, 4, 4), 3.0, np.float32), {}, r"range from 3 to 3, not \[0, 1\]; give sigmoid/softmax probabilities"),
     (np.full((2, 4, 4, 4), np.nan, np.float32), {}, "NaN or inf"),
     (np.zeros((2, 4, 4, 4), np.int16), {}, "dtype int16"),
     (np.zeros((2, 4, 4, 4), np.float32), {"thresholds": (0.75,)}, "two values in \\[0, 1\\]"),

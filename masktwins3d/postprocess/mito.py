@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from .probabilities import check_probabilities
 
 THRESHOLD = 0.5
 """Default foreground threshold: ``p >= 0.5``."""
@@ -27,9 +28,6 @@ CONNECTIVITY = 26
 """Default connectivity of instances (faces, edges and corners)."""
 
 CONNECTIVITIES = (6, 18, 26)
-
-RANGE_TOLERANCE = 1e-3
-"""Float probabilities may stray this far outside [0, 1] (blending round-off)."""
 
 
 def check_threshold(threshold: float) -> float:
@@ -78,14 +76,7 @@ def probability_to_mask(prob: np.ndarray, threshold: float = THRESHOLD, where: s
     t = check_threshold(threshold)
     if prob.dtype == np.uint8:
         return (np.arange(256) / 255.0 >= t)[prob]
-    if prob.dtype.kind != "f":
-        raise UserError(f"{where} have dtype {prob.dtype}; give float probabilities in [0, 1] or uint8 scaled 0..255")
-    if prob.size:
-        lo, hi = float(np.min(prob)), float(np.max(prob))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise UserError(f"{where} hold NaN or inf; fix the prediction (re-run predict) before post-processing")
-        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-            raise UserError(f"{where} range from {lo:g} to {hi:g}, not [0, 1]; give sigmoid/softmax probabilities, not logits")
+    check_probabilities(prob, where)
     # the smallest value of prob's own dtype that is >= t in exact arithmetic, so that comparing in
     # that dtype gives the same answer as comparing in float64 (no float64 copy of the volume)
     ftype = prob.dtype.type

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.points import SynapsePoints
+from .probabilities import check_probabilities
 
 THRESHOLDS = (0.75, 0.65)
 """AdaSyn's delta_pre and delta_post."""
@@ -34,8 +35,6 @@ THRESHOLDS = (0.75, 0.65)
 MIN_PRE_VOXELS = 2
 """AdaSyn drops pre components smaller than this."""
 
-RANGE_TOLERANCE = 1e-3
-"""Float probabilities may stray this far outside [0, 1] (blending round-off) and are clipped."""
 
 
 class DroppedPostsWarning(UserWarning):
@@ -53,16 +52,8 @@ def quantise(prob: np.ndarray, where: str = "probabilities") -> np.ndarray:
     prob = np.asarray(prob)
     if prob.dtype == np.uint8:
         return prob
-    if prob.dtype.kind != "f":
-        raise UserError(f"{where} have dtype {prob.dtype}; give float probabilities in [0, 1] or uint8 codes 0..255")
-    if prob.size:
-        lo, hi = float(np.min(prob)), float(np.max(prob))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise UserError(f"{where} hold NaN or inf; fix the prediction before post-processing")
-        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-            raise UserError(f"{where} range from {lo:g} to {hi:g}, not [0, 1]; give sigmoid probabilities, not logits")
-        if lo < 0 or hi > 1:
-            prob = np.clip(prob, prob.dtype.type(0), prob.dtype.type(1))
+    if check_probabilities(prob, where):
+        prob = np.clip(prob, prob.dtype.type(0), prob.dtype.type(1))
     return (prob * 255).astype(np.uint8)
 
 
