@@ -1,4 +1,4 @@
-"""The ``masktwins3d`` command line: demo, train, predict, evaluate.
+"""The ``masktwins3d`` command line: demo, train, predict, postprocess, evaluate, convert, datasets.
 
 Every mistake a user can make ends in one line ``error: ...`` naming the file, key or value and
 the fix, with exit code 2, before long work starts.
@@ -170,6 +170,60 @@ def cmd_postprocess_mito(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .io.convert import convert_stack, parse_rule
+    from .io.datasets import convert_split, load_dataset
+
+    voxel_size = _numbers(args.voxel_size, float, "--voxel-size", "50,4.6,4.6 (nm, Z,Y,X)") if args.voxel_size else None
+    offset = _numbers(args.offset, int, "--offset", "0,0,0 (voxels, Z,Y,X)") if args.offset else None
+    chunks = _numbers(args.chunks, int, "--chunks", "1,256,256 (voxels, Z,Y,X)") if args.chunks else None
+    common = dict(voxel_size=voxel_size, offset=offset, chunks=chunks, overwrite=args.overwrite, progress=True)
+    if (args.input is None) == (args.dataset is None):
+        raise UserError("give either --input SPEC or --dataset NAME --data-root FOLDER --split NAME; see `masktwins3d convert --help`")
+    if args.input is not None:
+        if args.data_root or args.split or args.volumes:
+            raise UserError("--data-root, --split and --volumes go with --dataset; with --input, drop them")
+        parse_rule(args.rule)
+        sections = _numbers(args.sections, int, "--sections", "0,10 (start,stop)") if args.sections else None
+        if sections is not None and len(sections) != 2:
+            raise UserError(f"--sections {args.sections!r} must be two numbers start,stop (stop excluded), e.g. 0,10")
+        summary = convert_stack(args.input, args.output, labels=args.label, rule=args.rule, like=args.like, sections=sections, **common)
+        print("\n".join(summary.lines()))
+        return 0
+    if args.label or args.like or args.sections or args.rule != "nonzero":
+        raise UserError("--label, --rule, --like and --sections go with --input; a dataset descriptor states which volumes are labels and their rules")
+    if not args.data_root or not args.split:
+        raise UserError(f"--dataset {args.dataset} needs --data-root FOLDER and --split NAME; list the splits with `masktwins3d datasets`")
+    dataset = load_dataset(args.dataset, args.data_root)
+    for name, summary in convert_split(dataset, args.split, args.output, names=args.volumes, **common):
+        print(f"[{dataset.name} {args.split} {name}]")
+        print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .io.datasets import DESCRIPTOR_DIR, list_datasets, load_dataset
+
+    names = [args.name] if args.name else list_datasets()
+    if not names:
+        raise UserError(f"no dataset descriptors in {DESCRIPTOR_DIR}; add volumes/<name>.yaml")
+    for name in names:
+        ds = load_dataset(name, args.data_root)
+        vs = ", ".join(f"{v:g}" for v in ds.voxel_size) + " nm (Z, Y, X)" if ds.voxel_size else f"not known ({ds.voxel_size_note or 'give --voxel-size'})"
+        print(f"{ds.name}: {ds.title}")
+        print(f"  voxel size: {vs}")
+        print(f"  citation: {ds.citation}")
+        print(f"  licence: {ds.licence}")
+        for split in ds.splits.values():
+            parts = []
+            for vname, vol in split.volumes().items():
+                extra = (f" [{vol.pattern}]" if vol.pattern else "") + (f" sections {vol.sections[0]}..{vol.sections[1] - 1}" if vol.sections else "")
+                missing = "" if not args.data_root or vol.exists() else " (missing)"
+                parts.append(f"{vname}{' (label, ' + vol.rule.value + ')' if vol.labels else ''}: {vol.path}{extra}{missing}")
+            print(f"  split {split.name}: " + ("; ".join(parts) or "no volumes recorded") + (f"  # {split.note}" if split.note else ""))
+    return 0
+
+
 def _float_pair(text: str) -> tuple[float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -185,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,datasets}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train noadapt, mic, rmask, masktwins and oracle with the same budget and seed, predict the held-out target, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -285,6 +339,36 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--scheduler", default="none", help="none (this process, default), local or local:N (dask LocalCluster), or a dask scheduler address; implies blockwise")
     ps.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     ps.set_defaults(func=cmd_postprocess_synapse)
+
+    cv = sub.add_parser("convert", help="image or label stacks (section folders, TIFF, HDF5) to OME-Zarr with voxel size",
+                        description="Convert a folder of PNG/TIFF sections, a multi-page TIFF, an HDF5 dataset (file.h5:/key) or a zarr array "
+                                    "to an OME-Zarr 0.5 volume (zarr v3, chunked, blosc zstd) with voxel size and offset, section by section "
+                                    "(memory: one chunk of sections). Images keep their dtype (uint8, uint16, float...), RGB(A) keeps channel 0, "
+                                    "palette images become grey. --label writes uint8 0/1: --rule nonzero (value > 0: 0/1, 0/255, 1-and-255, "
+                                    "palette 0/1 read as indices, instance ids) or --rule half (value > 127: antialiased 0/255 masks). "
+                                    "Or convert a dataset split named by a descriptor in volumes/*.yaml: --dataset vnc3 --data-root DIR --split stack1. "
+                                    "Prints what it found; checks everything it can before writing anything.")
+    cv.add_argument("--input", default=None, help="input: folder of .png/.tif sections, stack.tif, file.h5:/key or x.zarr/array")
+    cv.add_argument("--output", required=True, help="output OME-Zarr, e.g. volumes/mine.zarr/raw (with --dataset: a store, one volume per name inside)")
+    cv.add_argument("--label", action="store_true", help="label stack: write uint8 0/1 under --rule")
+    cv.add_argument("--rule", default="nonzero", help="label rule: nonzero (value > 0, default) or half (value > 127)")
+    cv.add_argument("--voxel-size", default=None, help="Z,Y,X in nm (default: the input's metadata, the dataset descriptor's, or --like's; else required)")
+    cv.add_argument("--offset", default=None, help="Z,Y,X in voxels (default: the input's metadata, or --like's, else 0,0,0)")
+    cv.add_argument("--like", default=None, help="image volume the input must match in shape (e.g. the image of a label stack); also lends its voxel size and offset")
+    cv.add_argument("--sections", default=None, help="START,STOP: convert sections START <= z < STOP only (with --input; default: all)")
+    cv.add_argument("--chunks", default=None, help="output chunk shape Z,Y,X in voxels (default: 1,256,256)")
+    cv.add_argument("--dataset", default=None, help="dataset name from volumes/*.yaml (see `masktwins3d datasets`) or a descriptor .yaml")
+    cv.add_argument("--data-root", default=None, help="folder holding the dataset's files (with --dataset)")
+    cv.add_argument("--split", default=None, help="split of the dataset, e.g. stack1 (with --dataset)")
+    cv.add_argument("--volumes", nargs="+", default=None, help="names to convert from the split, e.g. raw mito (default: all)")
+    cv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    cv.set_defaults(func=cmd_convert)
+
+    ds = sub.add_parser("datasets", help="list the dataset descriptors in volumes/*.yaml",
+                        description="Show each dataset descriptor: voxel size, citation, licence and its splits' volumes; with --data-root, mark missing files.")
+    ds.add_argument("name", nargs="?", default=None, help="one dataset (default: all)")
+    ds.add_argument("--data-root", default=None, help="resolve paths under this folder and mark missing ones")
+    ds.set_defaults(func=cmd_datasets)
     return p
 
 
