@@ -118,7 +118,7 @@ class ConvertSummary:
         found = f"values {{{', '.join(_fmt(v) for v in self.values)}}}" if self.values is not None else (
             f"range {_fmt(self.value_range[0])} .. {_fmt(self.value_range[1])}")
         out = [
-            f"input: {self.input} ({self.kind}): {z} sections of {y} x {x} (Z, Y, X), {self.dtype}, {found}",
+            f"input: {self.input} ({self.kind}): {z} section{'s' if z != 1 else ''} of {y} x {x} (Z, Y, X), {self.dtype}, {found}",
         ]
         if self.labels:
             out.append(f"labels: rule {self.rule} ({RULE_TEXT[LabelRule(self.rule)]} is foreground) -> uint8 0/1; "
