@@ -246,6 +246,20 @@ def test_hdf5_single_dataset_defaults_and_bad_offset(tmp_path):
     assert open_volume(f"{tmp_path / 'off.h5'}:/data", offset=(0, 0, 1)).offset == (0, 0, 1)
 
 
+
+def test_hdf5_voxel_size_from_the_nearest_group_or_the_root(tmp_path):
+    """VNC III keeps resolution_zyx_nm on the file's root; a dataset's own attribute wins."""
+    with h5py.File(tmp_path / "root.h5", "w") as f:
+        f.attrs["resolution_zyx_nm"] = (50, 4.6, 4.6)
+        f["raw"] = DATA
+        f.create_group("labels").attrs["voxel_size"] = (30, 8, 8)
+        f["labels/mito"] = DATA
+        f["labels/own"] = DATA
+        f["labels/own"].attrs["resolution"] = (10, 2, 2)
+    assert open_volume(f"{tmp_path / 'root.h5'}:/raw").voxel_size == (50.0, 4.6, 4.6)
+    assert open_volume(f"{tmp_path / 'root.h5'}:/labels/mito").voxel_size == (30.0, 8.0, 8.0)
+    assert open_volume(f"{tmp_path / 'root.h5'}:/labels/own").voxel_size == (10.0, 2.0, 2.0)
+
 # ---- TIFF -----------------------------------------------------------------------------------------
 
 

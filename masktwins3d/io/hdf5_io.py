@@ -15,7 +15,7 @@ from typing import Sequence
 import h5py
 
 from ..errors import UserError
-from .metadata import geometry_from_attrs
+from .metadata import VOXEL_SIZE_ATTRS, geometry_from_attrs
 from .volume import Volume, default_axes
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -47,6 +47,21 @@ def dataset_keys(f: h5py.File) -> list[str]:
     keys: list[str] = []
     f.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
     return sorted(keys)
+
+
+def inherited_attrs(f: h5py.File, key: str) -> dict:
+    """The dataset's attributes; a voxel size missing there is taken from its nearest group, up to
+    the file's root (VNC III keeps ``resolution_zyx_nm`` on the root). The offset stays the dataset's own."""
+    attrs = dict(f[key].attrs)
+    if any(name in attrs for name in VOXEL_SIZE_ATTRS):
+        return attrs
+    parts = [p for p in key.split("/") if p]
+    for depth in range(len(parts) - 1, -1, -1):
+        group = f["/".join(parts[:depth])] if depth else f
+        found = {name: group.attrs[name] for name in VOXEL_SIZE_ATTRS if name in group.attrs}
+        if found:
+            return {**attrs, **found}
+    return attrs
 
 
 def open_hdf5(
@@ -86,7 +101,7 @@ def open_hdf5(
         axes = default_axes(dataset.ndim, spec)
         if voxel_size is None or offset is None:
             n_spatial = len(axes.lstrip("c"))
-            file_vs, file_off = geometry_from_attrs(dict(dataset.attrs), n_spatial, spec, need_offset=offset is None)
+            file_vs, file_off = geometry_from_attrs(inherited_attrs(f, key), n_spatial, spec, need_offset=offset is None)
         return Volume(
             dataset,
             path=spec,
