@@ -54,7 +54,10 @@ class DataConfig:
     global batch is batch_size x WORLD_SIZE); augment: random flips, 90-degree rotations and
     transposes; cube: edge in voxels of the cube drawn around each synapse point (3: 3x3x3);
     prefetch: draw the next batch in a background thread while the step runs (same batches and
-    exact resumes either way; false: draw inline)."""
+    exact resumes either way; false: draw inline); min_foreground / reject_p / max_tries:
+    foreground-aware rejection of labelled crops (source, or target for the oracle): a crop
+    with a smaller fraction of foreground voxels is drawn again with probability reject_p, at
+    most max_tries draws per crop (min_foreground 0: off, the default)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     target: VolumeConfig = field(default_factory=VolumeConfig)
@@ -63,6 +66,9 @@ class DataConfig:
     augment: bool = True
     cube: int = 3
     prefetch: bool = True
+    min_foreground: float = 0.0
+    reject_p: float = 0.95
+    max_tries: int = 50
 
 
 @dataclass

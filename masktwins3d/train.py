@@ -29,7 +29,7 @@ from .config import RunConfig, to_yaml
 from .data.labels import check_binary_volume
 from .data.normalize import volume_normalizer
 from .data.prefetch import Prefetcher
-from .data.sampling import PointCrops, SectionCrops
+from .data.sampling import PointCrops, Rejection, SectionCrops
 from .errors import UserError
 from .io import open_volume
 from .models import build_model
@@ -189,6 +189,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         raise UserError(f"data.crop={list(run.data.crop)} has {len(run.data.crop)} sizes but model {run.model.name} is {dims}D; give {dims} sizes")
     if any(c % 16 for c in run.data.crop):
         raise UserError(f"data.crop={list(run.data.crop)} must be multiples of 16 (the U-Nets down-sample four times); e.g. {[max(16, c // 16 * 16) for c in run.data.crop]}")
+    rejection = Rejection(run.data.min_foreground, run.data.reject_p, run.data.max_tries)
     if dims == 3:
         if run.model.head != "sigmoid":
             raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
@@ -216,9 +217,9 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     s_norm = volume_normalizer(s_raw)
     if dims == 3:
-        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube)
+        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection)
     else:
-        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment)
+        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection)
     target = None
     fill = 0.0
     if t_raw is not None:

@@ -3,6 +3,8 @@ and 3D crops with point annotations drawn as cubes (synapses)."""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -11,6 +13,58 @@ from ..errors import UserError
 from .labels import binarize
 from .normalize import Normalizer
 from .points import cube_targets
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Foreground-aware rejection of labelled crops: a crop with less foreground than
+    ``min_foreground`` is drawn again with probability ``reject_p``, so empty crops become rare
+    but not impossible; after ``max_tries`` draws the last one is taken and a warning says so once.
+
+    Args:
+        min_foreground: fraction of foreground voxels (any channel) a crop needs to be kept for
+            sure, in [0, 1] (default 0: off, every crop is kept and no extra random numbers are drawn).
+        reject_p: probability of drawing again when a crop has less (default 0.95).
+        max_tries: draws per crop at most (default 50).
+    """
+
+    min_foreground: float = 0.0
+    reject_p: float = 0.95
+    max_tries: int = 50
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_foreground <= 1.0:
+            raise UserError(f"data.min_foreground={self.min_foreground} must be a fraction in [0, 1] (0: off), e.g. 0.01")
+        if not 0.0 <= self.reject_p <= 1.0:
+            raise UserError(f"data.reject_p={self.reject_p} must be a probability in [0, 1], e.g. 0.95")
+        if self.max_tries < 1:
+            raise UserError(f"data.max_tries={self.max_tries} must be at least 1, e.g. 50")
+
+    @property
+    def active(self) -> bool:
+        return self.min_foreground > 0 and self.reject_p > 0
+
+    def keep(self, target: np.ndarray, rng: np.random.Generator) -> bool:
+        """Whether to keep a crop with this ``(Y, X)`` label or ``(C, Z, Y, X)`` target (any channel
+        counts); draws a random number only when the crop is short of foreground."""
+        if not self.active:
+            return True
+        foreground = target.any(axis=0) if target.ndim == 4 else target  # (C, Z, Y, X): any channel
+        if np.count_nonzero(foreground) >= self.min_foreground * foreground.size:
+            return True
+        return bool(rng.random() >= self.reject_p)
+
+
+NO_REJECTION = Rejection()
+
+
+def _warn_exhausted(where: str, rejection: Rejection) -> None:
+    warnings.warn(
+        f"{where}: {rejection.max_tries} crops in a row had under {rejection.min_foreground:g} foreground; "
+        "taking the last one (lower data.min_foreground or check the labels)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def random_dihedral(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
@@ -39,6 +93,7 @@ class SectionCrops:
         augment: apply a random flip/rotation/transpose to each crop.
         preload_bytes: volumes up to this size are read into memory once (faster); larger ones
             are read crop by crop.
+        rejection: foreground-aware rejection of labelled crops (default: off).
     """
 
     def __init__(
@@ -50,7 +105,9 @@ class SectionCrops:
         rng: np.random.Generator,
         augment: bool = True,
         preload_bytes: int = 1 << 30,
+        rejection: Rejection = NO_REJECTION,
     ):
+        self.rejection, self._warned = rejection, False
         if len(raw.shape) != 3:
             raise UserError(f"{getattr(raw, 'path', 'the image')} has shape {tuple(raw.shape)}; training needs a ZYX volume")
         if label is not None and tuple(label.shape) != tuple(raw.shape):
@@ -76,15 +133,24 @@ class SectionCrops:
         images, labels = [], []
         nz, ny, nx = self.raw.shape
         cy, cx = self.crop
+        reject = self.rejection if self.label is not None else NO_REJECTION
         for _ in range(n):
-            z = int(self.rng.integers(nz))
-            y = int(self.rng.integers(ny - cy + 1))
-            x = int(self.rng.integers(nx - cx + 1))
-            region = (z, slice(y, y + cy), slice(x, x + cx))
+            for _attempt in range(reject.max_tries if reject.active else 1):
+                z = int(self.rng.integers(nz))
+                y = int(self.rng.integers(ny - cy + 1))
+                x = int(self.rng.integers(nx - cx + 1))
+                region = (z, slice(y, y + cy), slice(x, x + cx))
+                label = binarize(self.label[region]) if self.label is not None else None
+                if label is None or reject.keep(label, self.rng):
+                    break
+            else:
+                if not self._warned:
+                    self._warned = True
+                    _warn_exhausted(getattr(self.label, "path", "the labels"), reject)
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf at z={z}; clean the image first")
-            pair = [img] + ([binarize(self.label[region])] if self.label is not None else [])
+            pair = [img] + ([label] if label is not None else [])
             if self.augment:
                 pair = random_dihedral(pair, self.rng)
             images.append(pair[0])
@@ -125,6 +191,7 @@ class PointCrops:
         augment: random flips on every axis and a Y/X transpose.
         cube: edge of the cube drawn around each point, voxels (default 3).
         preload_bytes: volumes up to this size are read into memory once.
+        rejection: foreground-aware rejection of crops with points (default: off).
     """
 
     def __init__(
@@ -137,7 +204,9 @@ class PointCrops:
         augment: bool = True,
         cube: int = 3,
         preload_bytes: int = 1 << 30,
+        rejection: Rejection = NO_REJECTION,
     ):
+        self.rejection, self._warned = rejection, False
         where = getattr(raw, "path", "the image")
         if len(raw.shape) != 3:
             raise UserError(f"{where} has shape {tuple(raw.shape)}; training needs a ZYX volume")
@@ -156,15 +225,24 @@ class PointCrops:
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``n`` crops: images ``(n, 1, Z, Y, X)`` float32 normalised, targets ``(n, C, Z, Y, X)`` uint8 or None."""
         images, targets = [], []
+        reject = self.rejection if self.points is not None else NO_REJECTION
         for _ in range(n):
-            origin = [int(self.rng.integers(s - c + 1)) for s, c in zip(self.raw.shape, self.crop)]
+            for _attempt in range(reject.max_tries if reject.active else 1):
+                origin = [int(self.rng.integers(s - c + 1)) for s, c in zip(self.raw.shape, self.crop)]
+                target = cube_targets(self.points, origin, self.crop, self.cube) if self.points is not None else None
+                if target is None or reject.keep(target, self.rng):
+                    break
+            else:
+                if not self._warned:
+                    self._warned = True
+                    _warn_exhausted(f"points of {getattr(self.raw, 'path', 'the image')}", reject)
             region = tuple(slice(o, o + c) for o, c in zip(origin, self.crop))
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf near {origin}; clean the image first")
             pair = [img]
-            if self.points is not None:
-                pair.append(cube_targets(self.points, origin, self.crop, self.cube))
+            if target is not None:
+                pair.append(target)
             if self.augment:
                 pair = random_flips_3d(pair, self.rng, transpose_yx=self.crop[1] == self.crop[2])
             images.append(pair[0])
