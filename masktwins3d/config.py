@@ -40,11 +40,49 @@ class ModelConfig:
 class VolumeConfig:
     """Args: raw: image spec (``x.zarr/raw``, ``f.h5:/raw``, ``stack.tif``, a folder);
     label: label spec (0/1, 0/255 or bool), or null; points: synapse points in the WASPSYN
-    layout (``pre``/``post`` HDF5 or a CSV folder) in the image's voxel coordinates, or null."""
+    layout (``pre``/``post`` HDF5 or a CSV folder) in the image's voxel coordinates, or null;
+    dataset: ``NAME:SPLIT`` of a dataset descriptor (``volumes/NAME.yaml``, e.g. ``vnc3:stack1``)
+    whose files lie under ``data.root``: fills raw, label (the split's ``label_name`` labels) and
+    points that are not given; label_name: which labels of the split (default mito);
+    voxel_size: nm, ZYX, overriding the file's and the descriptor's (null: theirs; a volume
+    whose voxel size is recorded nowhere reads as 1 nm, which means "not known");
+    valid: mask spec (same shape as raw) of where crops may be drawn (nonzero: valid), or null."""
 
     raw: Optional[str] = None
     label: Optional[str] = None
     points: Optional[str] = None
+    dataset: Optional[str] = None
+    label_name: str = "mito"
+    voxel_size: Optional[List[float]] = None
+    valid: Optional[str] = None
+
+
+@dataclass
+class AugmentConfig:
+    """Random training transforms beyond ``data.augment``'s flips (each applied with its
+    probability; 0: never, and then no random number is drawn for it). Geometric ones move
+    image and labels together; intensity and EM defects touch the image only.
+
+    Args: dihedral: flips, 90-degree rotations and Y/X transposes; elastic_p / elastic_sigma /
+    elastic_magnitude: smooth elastic deformation (voxels); zoom_p / zoom_range: in-plane
+    zoom keeping the crop size; intensity_p: contrast (gamma), scale and shift of intensities;
+    missing_section_p: one z-section set to the mean (3D crops only); misalign_p /
+    misalign_max: sections from a random z on shifted in-plane by up to misalign_max voxels
+    (3D crops only); motion_blur_p: linear motion blur of one section; cutblur_p: a random box
+    down-sampled 2-4x and up-sampled back."""
+
+    dihedral: bool = True
+    elastic_p: float = 0.0
+    elastic_sigma: float = 8.0
+    elastic_magnitude: float = 4.0
+    zoom_p: float = 0.0
+    zoom_range: List[float] = field(default_factory=lambda: [0.8, 1.25])
+    intensity_p: float = 0.0
+    missing_section_p: float = 0.0
+    misalign_p: float = 0.0
+    misalign_max: int = 8
+    motion_blur_p: float = 0.0
+    cutblur_p: float = 0.0
 
 
 @dataclass
@@ -57,7 +95,13 @@ class DataConfig:
     exact resumes either way; false: draw inline); min_foreground / reject_p / max_tries:
     foreground-aware rejection of labelled crops (source, or target for the oracle): a crop
     with a smaller fraction of foreground voxels is drawn again with probability reject_p, at
-    most max_tries draws per crop (min_foreground 0: off, the default)."""
+    most max_tries draws per crop (min_foreground 0: off, the default); root: the folder that
+    holds the files of ``source.dataset`` / ``target.dataset`` (null: $MASKTWINS3D_DATA);
+    resample: ``auto`` rescales target crops in-plane to the source's voxel size when both voxel
+    sizes are known and differ by more than 5 % (prediction then resamples the same way), ``never``
+    never does; min_valid: fraction of a crop that must lie inside the volume's ``valid`` mask
+    (crops are drawn again, at most max_tries times); augmentations: the random transforms
+    beyond flips (``augment`` switches all of them off)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     target: VolumeConfig = field(default_factory=VolumeConfig)
@@ -69,6 +113,10 @@ class DataConfig:
     min_foreground: float = 0.0
     reject_p: float = 0.95
     max_tries: int = 50
+    root: Optional[str] = None
+    resample: str = "auto"
+    min_valid: float = 1.0
+    augmentations: AugmentConfig = field(default_factory=lambda: AugmentConfig())
 
 
 @dataclass
@@ -250,6 +298,10 @@ def resolve(run: RunConfig) -> RunConfig:
             raise UserError(f"{key}={value!r} is not one of {list(allowed)}; fix the config or pass {key}=<one of them>")
     if run.data.batch_size < 1 or run.optim.iterations < 1:
         raise UserError("data.batch_size and optim.iterations must be at least 1; fix the config")
+    if run.data.resample not in ("auto", "never"):
+        raise UserError(f"data.resample={run.data.resample!r} is not one of ['auto', 'never']; fix the config or pass data.resample=auto")
+    if not 0.0 < run.data.min_valid <= 1.0:
+        raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")
     if not 0.0 <= run.loss.view_weight <= 1.0:
         raise UserError(f"loss.view_weight={run.loss.view_weight} must be in [0, 1]; the paper uses 0.5")
     return run

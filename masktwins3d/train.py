@@ -32,6 +32,7 @@ from .data.prefetch import Prefetcher
 from .data.sampling import PointCrops, Rejection, SectionCrops
 from .errors import UserError
 from .io import open_volume
+from .io.volume import check_voxel_size
 from .models import build_model
 
 
@@ -54,27 +55,94 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _open_pair(vcfg, key: str, need_label: bool):
-    if not vcfg.raw:
-        raise UserError(f"data.{key}.raw is not set; give the image volume, e.g. data.{key}.raw=volumes/demo/{key}_train.zarr/raw")
-    raw = open_volume(vcfg.raw).require_3d(f"data.{key}.raw")
+def data_root(root: str | None) -> str | None:
+    """``data.root``, else ``$MASKTWINS3D_DATA``, else None."""
+    return root or os.environ.get("MASKTWINS3D_DATA") or None
+
+
+def _dataset_split(vcfg, key: str, root: str | None):
+    """The descriptor split ``data.<key>.dataset`` (``NAME:SPLIT``) names, under the data root."""
+    from .io.datasets import load_dataset
+
+    name, sep, split = vcfg.dataset.partition(":")
+    if not sep or not name or not split:
+        raise UserError(f"data.{key}.dataset={vcfg.dataset!r} must be NAME:SPLIT, e.g. vnc3:stack1 (`masktwins3d datasets` lists them)")
+    root = data_root(root)
+    if root is None:
+        raise UserError(f"data.{key}.dataset={vcfg.dataset} needs the folder of its files: set data.root=DIR or MASKTWINS3D_DATA")
+    return load_dataset(name, root).split(split)
+
+
+def _open_one(spec: str | None, from_dataset, what: str, voxel_size):
+    if not spec and not from_dataset.exists():
+        raise UserError(f"{from_dataset.path} ({what}) does not exist; check data.root or the dataset descriptor")
+    vol = (open_volume(spec) if spec else from_dataset.open()).require_3d(what)
+    if voxel_size is not None:
+        vol.voxel_size = check_voxel_size(voxel_size, f"{what} voxel_size")
+    return vol
+
+
+def _open_pair(vcfg, key: str, need_label: bool, root: str | None = None):
+    """(raw, label-or-None) of ``data.<key>``: from its specs, or from its dataset descriptor."""
+    split = _dataset_split(vcfg, key, root) if vcfg.dataset else None
+    if not vcfg.raw and (split is None or split.raw is None):
+        raise UserError(f"data.{key}.raw is not set; give the image volume, e.g. data.{key}.raw=volumes/demo/{key}_train.zarr/raw, or data.{key}.dataset=NAME:SPLIT")
+    raw = _open_one(vcfg.raw, split.raw if split else None, f"data.{key}.raw", vcfg.voxel_size)
     label = None
     if need_label:
-        if not vcfg.label:
-            raise UserError(f"data.{key}.label is not set but this method trains on {key} labels; set data.{key}.label")
-        label = open_volume(vcfg.label).require_3d(f"data.{key}.label")
+        from_ds = split.labels.get(vcfg.label_name) if split else None
+        if not vcfg.label and from_ds is None:
+            hint = f" (dataset {vcfg.dataset} has labels: {', '.join(split.labels) or 'none'}; set data.{key}.label_name)" if split else ""
+            raise UserError(f"data.{key}.label is not set but this method trains on {key} labels{hint}; set data.{key}.label")
+        label = _open_one(vcfg.label, from_ds, f"data.{key}.label", vcfg.voxel_size)
         check_binary_volume(label)
     return raw, label
 
 
-def _open_points(vcfg, key: str, raw):
-    """The WASPSYN points of ``data.<key>.points`` as (pre zyx, post zyx), checked to lie inside ``raw``."""
+def _open_valid(vcfg, key: str, raw):
+    """The ``data.<key>.valid`` mask (nonzero: crops may be drawn there), checked against ``raw``."""
+    if not vcfg.valid:
+        return None
+    valid = open_volume(vcfg.valid).require_3d(f"data.{key}.valid")
+    if tuple(valid.shape) != tuple(raw.shape):
+        raise UserError(f"data.{key}.valid={vcfg.valid} has shape {tuple(valid.shape)} but the image has {tuple(raw.shape)}; give a mask of the image's shape")
+    return valid
+
+
+def target_zoom(run: RunConfig, s_raw, t_raw, dims: int) -> tuple[float, float] | None:
+    """In-plane zoom of the target's sections to the source's voxel size under ``data.resample``
+    (None: none); says on stderr what it does, and when it cannot because a voxel size is unknown."""
+    import sys
+
+    from .data.resample import voxel_size_known, zoom_factors
+
+    if run.data.resample == "never" or dims != 2 or run.method in ("noadapt", "oracle"):
+        return None
+    unknown = [k for k, v in (("source", s_raw), ("target", t_raw)) if not voxel_size_known(v.voxel_size)]
+    if unknown:
+        print(f"note: the {' and '.join(unknown)} voxel size is not recorded; target crops are not resampled "
+              f"(set data.{unknown[0]}.voxel_size=[Z,Y,X] in nm to resample)", file=sys.stderr)
+        return None
+    f = zoom_factors(t_raw.voxel_size, s_raw.voxel_size)
+    if f is not None:
+        print(f"note: target sections {t_raw.voxel_size[1]:g} x {t_raw.voxel_size[2]:g} nm are zoomed by {f[0]:.3g} x {f[1]:.3g} "
+              f"to the source's {s_raw.voxel_size[1]:g} x {s_raw.voxel_size[2]:g} nm (data.resample=never: never)", file=sys.stderr)
+    return f
+
+
+def _open_points(vcfg, key: str, raw, root: str | None = None):
+    """The WASPSYN points of ``data.<key>.points`` (or of its dataset split) as (pre zyx, post zyx),
+    checked to lie inside ``raw``."""
     from .io.points import check_inside, read_points
 
-    if not vcfg.points:
+    spec = vcfg.points
+    if not spec and vcfg.dataset:
+        split = _dataset_split(vcfg, key, root)
+        spec = split.points[0] if split.points else None
+    if not spec:
         raise UserError(f"data.{key}.points is not set but this method trains on {key} synapse points; set data.{key}.points=FILE.h5")
-    pts = read_points(vcfg.points)
-    check_inside(pts, tuple(raw.shape), where=f"data.{key}.points={vcfg.points}")
+    pts = read_points(spec)
+    check_inside(pts, tuple(raw.shape), where=f"data.{key}.points={spec}")
     return [pts.pre[:, :3], pts.post[:, 1:4]]
 
 
@@ -193,16 +261,19 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     if dims == 3:
         if run.model.head != "sigmoid":
             raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
-        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False)
-        s_points = _open_points(source_cfg, labelled_key, s_raw)
+        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False, root=run.data.root)
+        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root)
         if len(s_points) != run.model.out_channels:
             raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
     else:
-        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True)
+        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True, root=run.data.root)
     t_raw = None
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
-        t_raw, _ = _open_pair(run.data.target, "target", need_label=False)
+        t_raw, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root)
+    s_valid = _open_valid(source_cfg, labelled_key, s_raw)
+    t_valid = _open_valid(run.data.target, "target", t_raw) if t_raw is not None else None
+    t_scale = target_zoom(run, s_raw, t_raw, dims) if t_raw is not None else None
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.train.seed)
@@ -219,7 +290,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     if dims == 3:
         labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection)
     else:
-        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection)
+        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection,
+                                valid=s_valid, min_valid=run.data.min_valid)
     target = None
     fill = 0.0
     if t_raw is not None:
@@ -227,7 +299,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         if dims == 3:
             target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
         else:
-            target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
+            target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, scale=t_scale,
+                                  valid=t_valid, min_valid=run.data.min_valid)
         fill = t_norm.fill_value(run.mask.fill)
     method = build_method(run, model, fill, mask_gen)
     method.set_net(distributed.wrap_ddp(model, env))
@@ -277,6 +350,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         set_rng_state=set_rng_state,
         extra={
             "model_config": asdict(run.model),
+            "voxel_size": [float(v) for v in s_raw.voxel_size],  # what the model learned at (prediction resamples to it)
             "config": to_yaml(run),
             "version": __version__,
             "commit": git_commit(),

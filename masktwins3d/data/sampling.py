@@ -94,6 +94,13 @@ class SectionCrops:
         preload_bytes: volumes up to this size are read into memory once (faster); larger ones
             are read crop by crop.
         rejection: foreground-aware rejection of labelled crops (default: off).
+        scale: in-plane zoom (Y, X) of the sections (:func:`~masktwins3d.data.resample.zoom_factors`):
+            a region of ``crop / scale`` voxels is read and resized to ``crop`` (default None: none).
+        valid: ZYX mask of the same shape (nonzero: crops may come from there), or None.
+        min_valid: fraction of a crop's region that must be valid (crops are drawn again, at
+            most ``rejection.max_tries`` times, then a UserError).
+        augmenter: callable ``(image, label, rng) -> (image, label)`` applied to each crop when
+            ``augment`` (default: :func:`random_dihedral`).
     """
 
     def __init__(
@@ -106,8 +113,14 @@ class SectionCrops:
         augment: bool = True,
         preload_bytes: int = 1 << 30,
         rejection: Rejection = NO_REJECTION,
+        scale: Sequence[float] | None = None,
+        valid=None,
+        min_valid: float = 1.0,
+        augmenter=None,
     ):
         self.rejection, self._warned = rejection, False
+        self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
+        self.augmenter, self.min_valid = augmenter, float(min_valid)
         if len(raw.shape) != 3:
             raise UserError(f"{getattr(raw, 'path', 'the image')} has shape {tuple(raw.shape)}; training needs a ZYX volume")
         if label is not None and tuple(label.shape) != tuple(raw.shape):
@@ -116,46 +129,84 @@ class SectionCrops:
                 f"{getattr(raw, 'path', '')} has {tuple(raw.shape)}; give labels of the image's shape"
             )
         crop = tuple(int(c) for c in crop)
-        if len(crop) != 2 or crop[0] > raw.shape[1] or crop[1] > raw.shape[2]:
+        self.crop = crop
+        extent = self.extent
+        if len(crop) != 2 or extent[0] > raw.shape[1] or extent[1] > raw.shape[2]:
+            zoom = "" if self.scale is None else f" (read as {list(extent)} voxels at zoom {self.scale[0]:.3g} x {self.scale[1]:.3g})"
             raise UserError(
-                f"data.crop={list(crop)} does not fit the sections {tuple(raw.shape[1:])} of "
+                f"data.crop={list(crop)}{zoom} does not fit the sections {tuple(raw.shape[1:])} of "
                 f"{getattr(raw, 'path', 'the image')}; set data.crop to at most the section size"
             )
+        if valid is not None and tuple(valid.shape) != tuple(raw.shape):
+            raise UserError(f"valid mask {getattr(valid, 'path', '')} has shape {tuple(valid.shape)} but the image has {tuple(raw.shape)}; give a mask of the image's shape")
         nbytes = int(np.prod(raw.shape)) * np.dtype(raw.dtype).itemsize
         if nbytes <= preload_bytes:
             raw = np.asarray(raw[:])
             label = None if label is None else np.asarray(label[:])
-        self.raw, self.label = raw, label
-        self.crop, self.normalizer, self.rng, self.augment = crop, normalizer, rng, augment
+            valid = None if valid is None else np.asarray(valid[:])
+        self.raw, self.label, self.valid = raw, label, valid
+        self.normalizer, self.rng, self.augment = normalizer, rng, augment
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """Section region read per crop, (Y, X) voxels: the crop, or ``crop / scale`` when resampling."""
+        if self.scale is None:
+            return self.crop
+        from .resample import source_extent
+
+        return source_extent(self.crop, self.scale)
+
+    def _valid_enough(self, region) -> bool:
+        if self.valid is None:
+            return True
+        return np.count_nonzero(np.asarray(self.valid[region])) >= self.min_valid * np.prod(self.extent)
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``n`` crops: images ``(n, 1, Y, X)`` float32 normalised, labels ``(n, Y, X)`` uint8 or None."""
         images, labels = [], []
         nz, ny, nx = self.raw.shape
-        cy, cx = self.crop
+        cy, cx = self.extent
         reject = self.rejection if self.label is not None else NO_REJECTION
         for _ in range(n):
-            for _attempt in range(reject.max_tries if reject.active else 1):
-                z = int(self.rng.integers(nz))
-                y = int(self.rng.integers(ny - cy + 1))
-                x = int(self.rng.integers(nx - cx + 1))
-                region = (z, slice(y, y + cy), slice(x, x + cx))
-                label = binarize(self.label[region]) if self.label is not None else None
-                if label is None or reject.keep(label, self.rng):
+            for _valid_try in range(self.rejection.max_tries if self.valid is not None else 1):
+                for _attempt in range(reject.max_tries if reject.active else 1):
+                    z = int(self.rng.integers(nz))
+                    y = int(self.rng.integers(ny - cy + 1))
+                    x = int(self.rng.integers(nx - cx + 1))
+                    region = (z, slice(y, y + cy), slice(x, x + cx))
+                    if not self._valid_enough(region):
+                        break
+                    label = binarize(self.label[region]) if self.label is not None else None
+                    if label is None or reject.keep(label, self.rng):
+                        break
+                else:
+                    if not self._warned:
+                        self._warned = True
+                        _warn_exhausted(getattr(self.label, "path", "the labels"), reject)
+                if self._valid_enough(region):
                     break
             else:
-                if not self._warned:
-                    self._warned = True
-                    _warn_exhausted(getattr(self.label, "path", "the labels"), reject)
+                raise UserError(
+                    f"{self.rejection.max_tries} crops of {list(self.extent)} voxels in a row were under "
+                    f"{self.min_valid:g} inside the valid mask of {getattr(self.raw, 'path', 'the image')}; "
+                    "lower data.min_valid or data.crop, or check the mask"
+                )
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf at z={z}; clean the image first")
-            pair = [img] + ([label] if label is not None else [])
-            if self.augment:
-                pair = random_dihedral(pair, self.rng)
-            images.append(pair[0])
+            if self.scale is not None:
+                from .resample import resize_section
+
+                img = resize_section(img, self.crop)
+                label = None if label is None else resize_section(label, self.crop, labels=True)
+            if self.augment and self.augmenter is not None:
+                img, label = self.augmenter(img, label, self.rng)
+            elif self.augment:
+                pair = random_dihedral([img] + ([label] if label is not None else []), self.rng)
+                img, label = pair[0], (pair[1] if label is not None else None)
+            images.append(img)
             if self.label is not None:
-                labels.append(pair[1])
+                labels.append(label)
         batch_labels = np.stack(labels) if self.label is not None else None
         return np.stack(images)[:, None], batch_labels
 

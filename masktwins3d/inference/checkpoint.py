@@ -54,8 +54,14 @@ def predict_with_checkpoint(
     scheduler: str | None = None,
     threads: int | None = None,
     resume: bool = False,
+    resample: str = "auto",
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
+
+    With ``resample="auto"``, a 2D model whose checkpoint records the voxel size it was trained
+    at predicts an input of another known in-plane voxel size (more than 5 % apart) at the
+    training voxel size: the input is resampled into ``<output>.resample/``, predicted there and
+    the probabilities resampled back onto the input's grid (then the folder is removed).
 
     Args:
         checkpoint: ``checkpoint.pt`` of a training run (its sha256 goes into the manifest).
@@ -76,6 +82,7 @@ def predict_with_checkpoint(
         scheduler: none (default) | local[:N] | dask scheduler address.
         threads: torch threads per block worker (default: CPU cores / workers).
         resume: finish an interrupted run into ``output`` (default False).
+        resample: auto (default) | never; see above.
     """
     from .blockwise import CheckpointModel, predict_blockwise
 
@@ -98,6 +105,22 @@ def predict_with_checkpoint(
         raise UserError(f"--patch {','.join(map(str, patch_size))} must be {dims} multiples of 16 for this {dims}D model, e.g. {example}")
     check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, model.head_kind)
     block_layout(dims, volume.shape[-3:], block_shape)
+    if resample not in ("auto", "never"):
+        raise UserError(f"--resample {resample!r} is not one of auto, never")
+    factors = None
+    if resample == "auto" and dims == 2:
+        from ..data.resample import zoom_factors
+
+        trained_at = load_checkpoint(checkpoint).get("voxel_size")
+        factors = zoom_factors(volume.voxel_size, trained_at) if trained_at else None
+    if factors is not None:
+        if resume:
+            raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
+        return _predict_resampled(volume, out, factors, overwrite, progress, lambda vol, dst: predict_blockwise(
+            ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
+            batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
+            block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True,
+            progress=progress, identity={"input": str(input_spec), "zoom": list(factors)}))
     normalizer = volume_normalizer(volume)
     return predict_blockwise(
         ref, volume, output,
@@ -118,3 +141,25 @@ def predict_with_checkpoint(
         progress=progress,
         identity={"input": str(input_spec)},
     )
+
+
+def _predict_resampled(volume, out: Path, factors, overwrite: bool, progress: bool, predict):
+    """Resample ``volume`` by ``factors`` into ``<out>.resample/``, ``predict`` it there, resample the
+    probabilities back onto ``volume``'s grid into ``out`` and remove the folder."""
+    import shutil
+    import sys
+
+    from ..data.resample import resample_volume
+
+    print(f"note: {volume.path} ({volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} nm) is zoomed by "
+          f"{factors[0]:.3g} x {factors[1]:.3g} to the checkpoint's training voxel size for prediction (--resample never: never)", file=sys.stderr)
+    work = out.parent / (out.name + ".resample")
+    if work.exists():
+        shutil.rmtree(work)
+    scaled = resample_volume(volume, str(work / "input.zarr"), factors, out_dtype=volume.dtype, progress=progress)
+    prob = predict(scaled, work / "prob.zarr")
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    result = resample_volume(prob, str(out), (1 / factors[0], 1 / factors[1]), out_dtype=prob.dtype, like=volume, progress=progress)
+    shutil.rmtree(work)
+    return result
