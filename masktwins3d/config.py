@@ -63,8 +63,9 @@ class AugmentConfig:
     probability; 0: never, and then no random number is drawn for it). Geometric ones move
     image and labels together; intensity and EM defects touch the image only.
 
-    Args: dihedral: flips, 90-degree rotations and Y/X transposes; elastic_p / elastic_sigma /
-    elastic_magnitude: smooth elastic deformation (voxels); zoom_p / zoom_range: in-plane
+    Args: dihedral: flips, 90-degree rotations and Y/X transposes; elastic_p / elastic_spacing /
+    elastic_magnitude: in-plane elastic deformation (MONAI Rand2DElastic): control-grid spacing
+    and displacement of its points, voxels; zoom_p / zoom_range: in-plane
     zoom keeping the crop size; intensity_p: contrast (gamma), scale and shift of intensities;
     missing_section_p: one z-section set to the mean (3D crops only); misalign_p /
     misalign_max: sections from a random z on shifted in-plane by up to misalign_max voxels
@@ -73,8 +74,8 @@ class AugmentConfig:
 
     dihedral: bool = True
     elastic_p: float = 0.0
-    elastic_sigma: float = 8.0
-    elastic_magnitude: float = 4.0
+    elastic_spacing: float = 32.0
+    elastic_magnitude: float = 2.0
     zoom_p: float = 0.0
     zoom_range: List[float] = field(default_factory=lambda: [0.8, 1.25])
     intensity_p: float = 0.0

@@ -55,6 +55,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_augmenter(cfg, dims: int):
+    """The :class:`~masktwins3d.data.augment.Augmenter` of ``data.augmentations`` for a ``dims``-D model."""
+    from dataclasses import asdict
+
+    from .data.augment import Augmenter, AugmentSpec
+
+    values = asdict(cfg)
+    values["zoom_range"] = tuple(values["zoom_range"])
+    if len(values["zoom_range"]) != 2:
+        raise UserError(f"data.augmentations.zoom_range={list(values['zoom_range'])} must be [min, max], e.g. [0.8, 1.25]")
+    return Augmenter(AugmentSpec(**values), dims=dims)
+
+
 def data_root(root: str | None) -> str | None:
     """``data.root``, else ``$MASKTWINS3D_DATA``, else None."""
     return root or os.environ.get("MASKTWINS3D_DATA") or None
@@ -258,6 +271,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     if any(c % 16 for c in run.data.crop):
         raise UserError(f"data.crop={list(run.data.crop)} must be multiples of 16 (the U-Nets down-sample four times); e.g. {[max(16, c // 16 * 16) for c in run.data.crop]}")
     rejection = Rejection(run.data.min_foreground, run.data.reject_p, run.data.max_tries)
+    augmenter = build_augmenter(run.data.augmentations, dims)
     if dims == 3:
         if run.model.head != "sigmoid":
             raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
@@ -288,19 +302,20 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     s_norm = volume_normalizer(s_raw)
     if dims == 3:
-        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection)
+        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection,
+                              augmenter=augmenter)
     else:
         labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection,
-                                valid=s_valid, min_valid=run.data.min_valid)
+                                valid=s_valid, min_valid=run.data.min_valid, augmenter=augmenter)
     target = None
     fill = 0.0
     if t_raw is not None:
         t_norm = volume_normalizer(t_raw)
         if dims == 3:
-            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment)
+            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, augmenter=augmenter)
         else:
             target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, scale=t_scale,
-                                  valid=t_valid, min_valid=run.data.min_valid)
+                                  valid=t_valid, min_valid=run.data.min_valid, augmenter=augmenter)
         fill = t_norm.fill_value(run.mask.fill)
     method = build_method(run, model, fill, mask_gen)
     method.set_net(distributed.wrap_ddp(model, env))

@@ -186,7 +186,7 @@ def test_probability_gates():
 
 @pytest.mark.parametrize("key, value", [
     ("elastic_p", 1.5), ("zoom_p", -0.1), ("intensity_p", float("nan")), ("cutblur_p", "0.5"),
-    ("elastic_sigma", 0.0), ("elastic_magnitude", -1.0), ("zoom_range", (1.2, 0.9)), ("zoom_range", (0.0, 1.0)),
+    ("elastic_spacing", 0.0), ("elastic_magnitude", -1.0), ("zoom_range", (1.2, 0.9)), ("zoom_range", (0.0, 1.0)),
     ("misalign_max", 0), ("misalign_max", 2.5), ("dihedral", 1),
 ])
 def test_bad_specs_name_the_key(key, value):

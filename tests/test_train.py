@@ -63,3 +63,18 @@ def test_crop_not_multiple_of_mask_patch(tiny_pair, tmp_path):
     ov = tiny_overrides(tiny_pair, "masktwins", tmp_path / "m") + ["mask.patch=12"]
     with pytest.raises(UserError, match="not divisible by mask.patch=12"):
         build_trainer(load_config(None, ov))
+
+
+def test_config_augmentations_reach_the_samplers(tiny_pair, tmp_path):
+    from masktwins3d.train import build_trainer
+
+    extra = ["data.augmentations.elastic_p=1.0", "data.augmentations.zoom_p=1.0", "data.augmentations.intensity_p=1.0",
+             "data.augmentations.motion_blur_p=0.5", "data.augmentations.cutblur_p=0.5"]
+    trainer = build_trainer(load_config(None, tiny_overrides(tiny_pair, "masktwins", tmp_path / "a", iterations=2) + extra))
+    spec = trainer.next_batch.produce.__self__.labelled.augmenter.spec
+    assert spec.elastic_p == 1.0 and spec.zoom_range == (0.8, 1.25)
+    trainer.run()
+    with pytest.raises(UserError, match="missing_section_p"):
+        build_trainer(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "b") + ["data.augmentations.missing_section_p=0.5"]))
+    with pytest.raises(UserError, match="zoom_range"):
+        build_trainer(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "c") + ["data.augmentations.zoom_range=[0.8]"]))

@@ -53,9 +53,9 @@ class AugmentSpec:
             symmetries; 3D: a flip per axis and a Y/X transpose when Y == X). Default True.
         elastic_p: probability of an in-plane elastic deformation (MONAI ``Rand2DElasticd``;
             default 0).
-        elastic_sigma: spacing of MONAI's control grid, voxels: the scale over which the
-            displacement varies (default 8).
-        elastic_magnitude: standard deviation of the control points' displacement, voxels (default 4).
+        elastic_spacing: spacing of MONAI's control grid, voxels: the scale over which the
+            displacement varies (default 32).
+        elastic_magnitude: standard deviation of the control points' displacement, voxels (default 2).
         zoom_p: probability of an in-plane zoom keeping the crop size (MONAI ``RandZoomd``; default 0).
         zoom_range: (min, max) zoom factor (default (0.8, 1.25)).
         intensity_p: probability of a random contrast (gamma), scale and shift of the image
@@ -72,8 +72,8 @@ class AugmentSpec:
 
     dihedral: bool = True
     elastic_p: float = 0.0
-    elastic_sigma: float = 8.0
-    elastic_magnitude: float = 4.0
+    elastic_spacing: float = 32.0
+    elastic_magnitude: float = 2.0
     zoom_p: float = 0.0
     zoom_range: tuple[float, float] = (0.8, 1.25)
     intensity_p: float = 0.0
@@ -91,8 +91,8 @@ class AugmentSpec:
                 raise UserError(f"{key}{name}={p} must be a probability in [0, 1] (0: off), e.g. 0.5")
         if not isinstance(self.dihedral, bool):
             raise UserError(f"{key}dihedral={self.dihedral} must be true or false")
-        if not self.elastic_sigma > 0:
-            raise UserError(f"{key}elastic_sigma={self.elastic_sigma} must be a positive number of voxels, e.g. 8")
+        if not self.elastic_spacing > 0:
+            raise UserError(f"{key}elastic_spacing={self.elastic_spacing} must be a positive number of voxels, e.g. 8")
         if not self.elastic_magnitude >= 0:
             raise UserError(f"{key}elastic_magnitude={self.elastic_magnitude} must be a number of voxels >= 0, e.g. 4")
         zoom = tuple(self.zoom_range)
@@ -171,7 +171,7 @@ class Augmenter:
         self.spec, self.dims = spec, dims
         keys = ("image", "label")
         self._elastic = Rand2DElasticd(
-            keys, spacing=spec.elastic_sigma, magnitude_range=(spec.elastic_magnitude, spec.elastic_magnitude),
+            keys, spacing=spec.elastic_spacing, magnitude_range=(spec.elastic_magnitude, spec.elastic_magnitude),
             prob=1.0, mode=("bilinear", "nearest"), padding_mode="reflection", allow_missing_keys=True,
         )
         self._zoom = RandZoomd(

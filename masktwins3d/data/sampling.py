@@ -100,7 +100,7 @@ class SectionCrops:
         min_valid: fraction of a crop's region that must be valid (crops are drawn again, at
             most ``rejection.max_tries`` times, then a UserError).
         augmenter: callable ``(image, label, rng) -> (image, label)`` applied to each crop when
-            ``augment`` (default: :func:`random_dihedral`).
+            ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e. :func:`random_dihedral`).
     """
 
     def __init__(
@@ -120,6 +120,10 @@ class SectionCrops:
     ):
         self.rejection, self._warned = rejection, False
         self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
+        if augmenter is None:
+            from .augment import Augmenter, AugmentSpec
+
+            augmenter = Augmenter(AugmentSpec(), dims=2)
         self.augmenter, self.min_valid = augmenter, float(min_valid)
         if len(raw.shape) != 3:
             raise UserError(f"{getattr(raw, 'path', 'the image')} has shape {tuple(raw.shape)}; training needs a ZYX volume")
@@ -199,11 +203,8 @@ class SectionCrops:
 
                 img = resize_section(img, self.crop)
                 label = None if label is None else resize_section(label, self.crop, labels=True)
-            if self.augment and self.augmenter is not None:
+            if self.augment:
                 img, label = self.augmenter(img, label, self.rng)
-            elif self.augment:
-                pair = random_dihedral([img] + ([label] if label is not None else []), self.rng)
-                img, label = pair[0], (pair[1] if label is not None else None)
             images.append(img)
             if self.label is not None:
                 labels.append(label)
@@ -243,6 +244,9 @@ class PointCrops:
         cube: edge of the cube drawn around each point, voxels (default 3).
         preload_bytes: volumes up to this size are read into memory once.
         rejection: foreground-aware rejection of crops with points (default: off).
+        augmenter: callable ``(image, target, rng) -> (image, target)`` applied to each crop
+            when ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e.
+            :func:`random_flips_3d`).
     """
 
     def __init__(
@@ -256,8 +260,14 @@ class PointCrops:
         cube: int = 3,
         preload_bytes: int = 1 << 30,
         rejection: Rejection = NO_REJECTION,
+        augmenter=None,
     ):
         self.rejection, self._warned = rejection, False
+        if augmenter is None:
+            from .augment import Augmenter, AugmentSpec
+
+            augmenter = Augmenter(AugmentSpec(), dims=3)
+        self.augmenter = augmenter
         where = getattr(raw, "path", "the image")
         if len(raw.shape) != 3:
             raise UserError(f"{where} has shape {tuple(raw.shape)}; training needs a ZYX volume")
@@ -291,12 +301,9 @@ class PointCrops:
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf near {origin}; clean the image first")
-            pair = [img]
-            if target is not None:
-                pair.append(target)
             if self.augment:
-                pair = random_flips_3d(pair, self.rng, transpose_yx=self.crop[1] == self.crop[2])
-            images.append(pair[0])
+                img, target = self.augmenter(img, target, self.rng)
+            images.append(img)
             if self.points is not None:
-                targets.append(pair[1])
+                targets.append(target)
         return np.stack(images)[:, None], (np.stack(targets) if self.points is not None else None)
