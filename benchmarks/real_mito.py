@@ -43,9 +43,35 @@ def default_data() -> Path:
     return Path(os.environ.get("MASKTWINS3D_DATA", ROOT.parent / "shared" / "data"))
 
 
+def prepare_scaled(data: Path, folder: Path, scale: float) -> dict[str, str]:
+    """Down-sample the five volumes in-plane by ``scale`` into ``folder`` (once); their specs by role."""
+    from masktwins3d.data.resample import resample_volume
+    from masktwins3d.io import open_volume
+    from masktwins3d.io.datasets import load_dataset
+
+    vnc, cd = load_dataset("vnc3", data).split("stack1"), load_dataset("cdeep3m", data)
+    volumes = {
+        "source_raw": (vnc.raw, False), "source_label": (vnc.labels["mito"], True),
+        "target_raw": (cd.split("train").raw, False), "target_label": (cd.split("train").labels["mito"], True),
+        "val_raw": (cd.split("val").raw, False),
+    }
+    specs = {}
+    for role, (vol, labels) in volumes.items():
+        spec = str(folder / f"{role}.zarr")
+        if not (folder / f"{role}.zarr").exists():
+            resample_volume(vol.open(), spec + ".tmp", (scale, scale), labels=labels, out_dtype="uint8")
+            (folder / f"{role}.zarr.tmp").rename(folder / f"{role}.zarr")
+        specs[role] = spec
+        open_volume(spec)  # readable
+    return specs
+
+
 def one_run(config: str, data: str, out: str, method: str, seed: int, overrides: list[str], threads: int,
-            patch: int, resume: bool) -> dict:
-    """Train ``method`` with ``seed``, predict CDeep3M val_raw, score it; the scores (also in out/scores.json)."""
+            patch: int, resume: bool, scaled: dict | None = None) -> dict:
+    """Train ``method`` with ``seed``, predict CDeep3M val_raw, score it; the scores (also in out/scores.json).
+
+    ``scaled``: specs of the down-sampled volumes (:func:`prepare_scaled`); prediction then runs
+    on the down-sampled val_raw and its probabilities are up-sampled onto val_raw's grid to be scored."""
     import torch
 
     from masktwins3d.config import load_config
@@ -60,18 +86,33 @@ def one_run(config: str, data: str, out: str, method: str, seed: int, overrides:
     if resume and scores_path.is_file():
         return json.loads(scores_path.read_text())
     torch.set_num_threads(threads)
+    scaled_data = [] if scaled is None else [
+        f"data.source.raw={scaled['source_raw']}", f"data.source.label={scaled['source_label']}",
+        f"data.target.raw={scaled['target_raw']}", f"data.target.label={scaled['target_label']}"]
     run = load_config(config, [f"method={method}", f"train.seed={seed}", f"train.out_dir={out_dir}", f"data.root={data}",
-                               "train.progress=false", f"train.threads={threads}", *overrides])
+                               "train.progress=false", f"train.threads={threads}", *scaled_data, *overrides])
     t = time.perf_counter()
     ckpt = train(run, overwrite=True)
     train_s = time.perf_counter() - t
     val = load_dataset("cdeep3m", data).split("val")
     prob = out_dir / "prob_val.zarr"
     t = time.perf_counter()
-    predict_with_checkpoint(ckpt, val.raw.path, prob, patch_size=(patch, patch), overlap=0.25, overwrite=True,
-                            progress=False, threads=threads)
-    predict_s = time.perf_counter() - t
     from masktwins3d.io import open_volume
+
+    if scaled is None:
+        predict_with_checkpoint(ckpt, val.raw.path, prob, patch_size=(patch, patch), overlap=0.25, overwrite=True,
+                                progress=False, threads=threads)
+    else:
+        from masktwins3d.data.resample import resample_volume
+
+        small = predict_with_checkpoint(ckpt, scaled["val_raw"], out_dir / "prob_val_scaled.zarr", patch_size=(patch, patch),
+                                        overlap=0.25, overwrite=True, progress=False, threads=threads)
+        f = open_volume(scaled["val_raw"]).shape[-1] / val.raw.open().shape[-1]
+        import shutil
+
+        shutil.rmtree(prob, ignore_errors=True)
+        resample_volume(small, str(prob), (1 / f, 1 / f), like=val.raw.open())
+    predict_s = time.perf_counter() - t
 
     result = evaluate_mito(open_volume(str(prob)), val.labels["mito"].open(), mode="2d")
     write_mito_report(result, out_dir / "val_scores.json", out_dir / "val_scores.csv")
@@ -117,6 +158,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (each gets cores / jobs torch threads)")
     p.add_argument("--patch", type=int, default=256, help="prediction window edge (default 256)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="down-sample both domains in-plane by this factor before training (e.g. 0.5: 9.2 nm VNC III pixels); "
+                        "predictions are up-sampled back and scored on val_raw's own grid (default 1: native)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--resume", action="store_true", help="reuse runs that already have scores.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -137,6 +181,13 @@ def main(argv=None) -> int:
         import shutil
 
         shutil.rmtree(args.out)
+    scaled = None
+    if args.scale != 1.0:
+        if not 0 < args.scale < 1:
+            print(f"--scale {args.scale} must be in (0, 1]; e.g. 0.5", file=sys.stderr)
+            return 2
+        (args.out / "volumes").mkdir(parents=True, exist_ok=True)
+        scaled = prepare_scaled(args.data, args.out / "volumes", args.scale)
     threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
     jobs = sorted(((s, m) for s in args.seeds for m in args.methods), key=lambda sm: (-COST[sm[1]], sm[0]))
     rows = []
@@ -144,14 +195,14 @@ def main(argv=None) -> int:
     ctx = __import__("multiprocessing").get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         futures = {pool.submit(one_run, args.config, str(args.data), str(args.out / f"seed{s}" / m), m, s, args.overrides,
-                               threads, args.patch, args.resume): (s, m) for s, m in jobs}
+                               threads, args.patch, args.resume, scaled): (s, m) for s, m in jobs}
         for fut in as_completed(futures):
             r = fut.result()
             rows.append(r)
             print(f"[seed {r['seed']} {r['method']}] IoU {100 * r['iou']:.1f}  F1 {100 * r['f1']:.1f}  "
                   f"train {r['train_seconds']:.0f} s, predict {r['predict_seconds']:.0f} s  ({time.perf_counter() - t0:.0f} s)", flush=True)
     summary = summarise(rows, args.methods)
-    report = {"config": args.config, "overrides": args.overrides, "seeds": args.seeds, "summary": summary,
+    report = {"config": args.config, "overrides": args.overrides, "scale": args.scale, "seeds": args.seeds, "summary": summary,
               "runs": sorted(rows, key=lambda r: (r["method"], r["seed"])), "seconds": time.perf_counter() - t0, "jobs": args.jobs}
     atomic_write_json(args.out / "summary.json", report)
     table = format_table(summary)

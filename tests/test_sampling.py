@@ -94,3 +94,26 @@ def test_point_crops_reject_crops_without_points():
 def test_bad_settings_are_one_line_errors(kwargs, key):
     with pytest.raises(UserError, match=key):
         Rejection(**kwargs)
+
+
+def test_fixed_validation_crops_are_deterministic_and_leave_the_sampler_alone():
+    import numpy as np
+
+    from masktwins3d.data.normalize import Normalizer
+    from masktwins3d.data.sampling import SectionCrops
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    label = (raw > 128).astype(np.uint8)
+    a = SectionCrops(raw, label, (16, 16), Normalizer(0.5, 0.2), np.random.default_rng(1))
+    b = SectionCrops(raw, label, (16, 16), Normalizer(0.5, 0.2), np.random.default_rng(1))
+    a.sample(5)  # a has drawn before, b has not: the validation crops are the same
+    va, vb = a.fixed(4, seed=7), b.fixed(4, seed=7)
+    np.testing.assert_array_equal(va[0], vb[0])
+    np.testing.assert_array_equal(va[1], vb[1])
+    np.testing.assert_array_equal(a.fixed(4, seed=7)[0], va[0])
+    assert not np.array_equal(a.fixed(4, seed=8)[0], va[0])
+    # the training stream continues as if no validation crops had been taken
+    c = SectionCrops(raw, label, (16, 16), Normalizer(0.5, 0.2), np.random.default_rng(1))
+    c.sample(5)
+    np.testing.assert_array_equal(a.sample(3)[0], c.sample(3)[0])

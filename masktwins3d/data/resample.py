@@ -111,7 +111,8 @@ def resample_volume(source, output: str, factors: Sequence[float], *, labels: bo
     else:
         out_shape = (*channels, *resampled_shape(source.shape[-3:], factors))
         vs = source.voxel_size
-        voxel = (vs[0], vs[1] / factors[0], vs[2] / factors[1])
+        # an unknown voxel size stays unknown (it is not 1 nm, so it cannot be scaled)
+        voxel = (vs[0], vs[1] / factors[0], vs[2] / factors[1]) if voxel_size_known(vs) else UNKNOWN_VOXEL_SIZE
         offset = (source.offset[0], int(round(source.offset[1] * factors[0])), int(round(source.offset[2] * factors[1])))
     dtype = np.dtype(out_dtype or (source.dtype if labels else np.float32))
     chunks = tuple(chunks) if chunks else (*[1] * len(channels), 1, min(256, out_shape[-2]), min(256, out_shape[-1]))

@@ -160,6 +160,17 @@ class SectionCrops:
 
         return source_extent(self.crop, self.scale)
 
+    def fixed(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` deterministic crops for validation: the same for a given ``seed`` on every call,
+        whatever the sampler has drawn before (its own RNG is not touched); no augmentation, same
+        scale, valid mask and rejection rules as :meth:`sample`."""
+        rng, augment = self.rng, self.augment
+        self.rng, self.augment = np.random.default_rng([int(seed), 0x5EED]), False
+        try:
+            return self.sample(n)
+        finally:
+            self.rng, self.augment = rng, augment
+
     def _valid_enough(self, region) -> bool:
         if self.valid is None:
             return True
