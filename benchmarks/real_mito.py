@@ -158,9 +158,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (each gets cores / jobs torch threads)")
     p.add_argument("--patch", type=int, default=256, help="prediction window edge (default 256)")
-    p.add_argument("--scale", type=float, default=1.0,
+    p.add_argument("--scale", type=float, default=0.5,
                    help="down-sample both domains in-plane by this factor before training (e.g. 0.5: 9.2 nm VNC III pixels); "
-                        "predictions are up-sampled back and scored on val_raw's own grid (default 1: native)")
+                        "predictions are up-sampled back and scored on val_raw's own grid (default 0.5; 1: native)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--resume", action="store_true", help="reuse runs that already have scores.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")

@@ -23,8 +23,11 @@ from monai.transforms import Rand2DElasticd, RandAdjustContrast, RandScaleIntens
 from monai.utils import convert_to_numpy
 from scipy import ndimage
 
+from ..config import AugmentConfig
 from ..errors import UserError
 from .sampling import random_dihedral, random_flips_3d
+
+_DEFAULTS = AugmentConfig()
 
 FILL = 0.0
 """Value of missing and exposed image voxels: the normalised mean (see :mod:`.normalize`)."""
@@ -70,18 +73,19 @@ class AugmentSpec:
             back (CutBlur; default 0).
     """
 
-    dihedral: bool = True
-    elastic_p: float = 0.0
-    elastic_spacing: float = 32.0
-    elastic_magnitude: float = 2.0
-    zoom_p: float = 0.0
-    zoom_range: tuple[float, float] = (0.8, 1.25)
-    intensity_p: float = 0.0
-    missing_section_p: float = 0.0
-    misalign_p: float = 0.0
-    misalign_max: int = 8
-    motion_blur_p: float = 0.0
-    cutblur_p: float = 0.0
+    # the defaults are the typed config's (masktwins3d.config.AugmentConfig): stated once, there
+    dihedral: bool = _DEFAULTS.dihedral
+    elastic_p: float = _DEFAULTS.elastic_p
+    elastic_spacing: float = _DEFAULTS.elastic_spacing
+    elastic_magnitude: float = _DEFAULTS.elastic_magnitude
+    zoom_p: float = _DEFAULTS.zoom_p
+    zoom_range: tuple[float, float] = tuple(_DEFAULTS.zoom_range)
+    intensity_p: float = _DEFAULTS.intensity_p
+    missing_section_p: float = _DEFAULTS.missing_section_p
+    misalign_p: float = _DEFAULTS.misalign_p
+    misalign_max: int = _DEFAULTS.misalign_max
+    motion_blur_p: float = _DEFAULTS.motion_blur_p
+    cutblur_p: float = _DEFAULTS.cutblur_p
 
     def __post_init__(self):
         key = "data.augmentations."
