@@ -70,6 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         threads=args.threads,
         resume=args.resume,
+        resample=args.resample,
     )
     print(f"probabilities: {out}")
     return 0
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     r.add_argument("--dtype", choices=["float32", "float16", "uint8"], default="float32", help="output dtype (default: float32)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run into --output: skip the blocks its manifest lists (same settings required)")
+    r.add_argument("--resample", choices=["auto", "never"], default="auto",
+                   help="auto: a 2D model predicts an input of another known in-plane voxel size (over 5 %% apart) at the voxel size it was trained at, "
+                        "and the probabilities come back on the input's grid; never: predict the input as it is (default: auto)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(func=cmd_predict)
 

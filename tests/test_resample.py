@@ -156,6 +156,24 @@ def test_prediction_resamples_to_training_voxel_size(tiny_pair, tmp_path):
     np.testing.assert_allclose(prob, back[:], atol=1e-5)
     off = predict_with_checkpoint(ckpt, str(tmp_path / "coarse.zarr"), tmp_path / "n.zarr", patch_size=(32, 32), progress=False, resample="never")
     assert off.shape == out.shape and not np.allclose(off[:], prob, atol=1e-3)
+    with pytest.raises(UserError, match="--resume is not supported"):
+        predict_with_checkpoint(ckpt, str(tmp_path / "coarse.zarr"), tmp_path / "p.zarr", patch_size=(32, 32), progress=False, resume=True)
+
+
+def test_cli_predict_resample_flag(tiny_pair, tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    from masktwins3d.config import load_config
+    from masktwins3d.train import train
+
+    ckpt = train(load_config(None, _tiny(tiny_pair, "noadapt", tmp_path / "r")))
+    coarse = create_volume(tmp_path / "c.zarr", (1, 32, 32), np.uint8, voxel_size=(40, 10, 10))
+    coarse[:] = open_volume(tiny_pair["target"][0])[:1, ::2, ::2]
+    args = ["--checkpoint", ckpt, "--input", tmp_path / "c.zarr", "--patch", "32,32"]
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "a.zarr")
+    assert code == 0 and "zoomed by 2 x 2" in err
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "b.zarr", "--resample", "never")
+    assert code == 0 and "zoomed" not in err
 
 
 def test_config_names_a_dataset_and_a_data_root(tiny_pair, tmp_path, monkeypatch):
