@@ -21,7 +21,8 @@ def test_every_method_trains_and_writes_a_run_folder(tiny_pair, tmp_path, method
     lines = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2, 3]
     if method == "masktwins":
-        assert {"l_sup", "l_cl", "l_cm", "quality"} <= set(lines[-1])
+        assert {"l_sup", "l_cl", "l_cm", "quality", "pl_foreground"} <= set(lines[-1])
+        assert 0.0 <= lines[-1]["pl_foreground"] <= 1.0
     if method == "mic":
         assert "l_cl" in lines[-1] and "l_cm" not in lines[-1]
     assert (out / "config.yaml").is_file() and (out / "meta.json").is_file()

@@ -153,6 +153,8 @@ class MaskedConsistency(StudentMethod):
             )
             view_logits = self._predict_views([apply_mask(xt, m, self.fill) for m in masks])
             logs["quality"] = confident.float().mean()
+            # label-free health check: a collapse of self-training shows as this falling towards 0
+            logs["pl_foreground"] = (label > 0).float().mean()
             if self.lcfg.cl:
                 l_cl = consistency_loss(
                     view_logits, label, confident, self.head, self.lcfg.weighting, self.view_weights(len(view_logits))
