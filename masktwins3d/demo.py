@@ -215,7 +215,8 @@ def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, 
         ckpt = train(run)
         seconds[name] = time.perf_counter() - t
         prob_path = out_dir / name / "prob_target_test.zarr"
-        predict_with_checkpoint(ckpt, test_raw, prob_path, patch_size=(256, 256), overlap=0.25, progress=False)
+        predict_with_checkpoint(ckpt, test_raw, prob_path, patch_size=(256, 256), overlap=0.25, progress=False,
+                                resample=run.data.resample)
         result = evaluate_mito(open_volume(str(prob_path)), open_volume(test_gt), mode="2d")
         write_mito_report(result, out_dir / name / "scores.json", out_dir / name / "scores.csv")
         scores[name] = {k: float(result[k]) for k in ("iou", "f1", "mcc", "map")}
