@@ -303,7 +303,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     s_norm = volume_normalizer(s_raw)
     if dims == 3:
         labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection,
-                              augmenter=augmenter)
+                              augmenter=augmenter, valid=s_valid, min_valid=run.data.min_valid)
     else:
         labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection,
                                 valid=s_valid, min_valid=run.data.min_valid, augmenter=augmenter)
@@ -312,7 +312,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     if t_raw is not None:
         t_norm = volume_normalizer(t_raw)
         if dims == 3:
-            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, augmenter=augmenter)
+            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, augmenter=augmenter,
+                                valid=t_valid, min_valid=run.data.min_valid)
         else:
             target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, scale=t_scale,
                                   valid=t_valid, min_valid=run.data.min_valid, augmenter=augmenter)

@@ -203,3 +203,20 @@ def test_config_names_a_dataset_and_a_data_root(tiny_pair, tmp_path, monkeypatch
         train(load_config(None, base + ["data.source.label_name=synapse", f"train.out_dir={tmp_path / 'z'}"]))
     with pytest.raises(UserError, match="unknown dataset"):
         train(load_config(None, base + ["data.source.dataset=nosuch:a", f"train.out_dir={tmp_path / 'w'}"]))
+
+
+def test_point_crops_stay_inside_valid_mask():
+    from masktwins3d.data.sampling import PointCrops
+
+    raw = np.arange(32 * 32 * 32, dtype=np.uint16).reshape(32, 32, 32)
+    valid = np.zeros_like(raw, dtype=np.uint8)
+    valid[4:28, 8:32, 0:20] = 1
+    pts = [np.array([[16.0, 16.0, 10.0]]), np.array([[16.0, 18.0, 10.0]])]
+    crops = PointCrops(raw, pts, (8, 8, 8), Normalizer(0.0, 1.0), np.random.default_rng(2), augment=False, valid=valid)
+    img, target = crops.sample(20)
+    first = np.rint(img[:, 0, 0, 0, 0] * 65535).astype(int)
+    z, y, x = first // 1024, (first // 32) % 32, first % 32
+    assert (z >= 4).all() and (z + 8 <= 28).all() and (y >= 8).all() and (x + 8 <= 20).all()
+    assert target.shape == (20, 2, 8, 8, 8)
+    with pytest.raises(UserError, match="valid mask"):
+        PointCrops(raw, None, (8, 8, 8), Normalizer(0.0, 1.0), np.random.default_rng(0), valid=np.zeros_like(valid)).sample(1)

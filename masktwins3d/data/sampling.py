@@ -67,6 +67,21 @@ def _warn_exhausted(where: str, rejection: Rejection) -> None:
     )
 
 
+def _inside_valid(valid, region, min_valid: float) -> bool:
+    """Whether at least ``min_valid`` of ``region`` is nonzero in the ``valid`` mask (None: everywhere valid)."""
+    if valid is None:
+        return True
+    block = np.asarray(valid[region])
+    return np.count_nonzero(block) >= min_valid * block.size
+
+
+def _no_valid_crop(tries: int, extent, min_valid: float, raw) -> UserError:
+    return UserError(
+        f"{tries} crops of {list(extent)} voxels in a row were under {min_valid:g} inside the valid mask of "
+        f"{getattr(raw, 'path', 'the image')}; lower data.min_valid or data.crop, or check the mask"
+    )
+
+
 def random_dihedral(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """Apply one random element of the square's symmetry group (flips, 90-degree rotations,
     transposes) to every 2D array in ``arrays`` (the same one to each, so labels stay aligned)."""
@@ -172,9 +187,7 @@ class SectionCrops:
             self.rng, self.augment = rng, augment
 
     def _valid_enough(self, region) -> bool:
-        if self.valid is None:
-            return True
-        return np.count_nonzero(np.asarray(self.valid[region])) >= self.min_valid * np.prod(self.extent)
+        return _inside_valid(self.valid, region, self.min_valid)
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``n`` crops: images ``(n, 1, Y, X)`` float32 normalised, labels ``(n, Y, X)`` uint8 or None."""
@@ -201,11 +214,7 @@ class SectionCrops:
                 if self._valid_enough(region):
                     break
             else:
-                raise UserError(
-                    f"{self.rejection.max_tries} crops of {list(self.extent)} voxels in a row were under "
-                    f"{self.min_valid:g} inside the valid mask of {getattr(self.raw, 'path', 'the image')}; "
-                    "lower data.min_valid or data.crop, or check the mask"
-                )
+                raise _no_valid_crop(self.rejection.max_tries, self.extent, self.min_valid, self.raw)
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf at z={z}; clean the image first")
@@ -258,6 +267,9 @@ class PointCrops:
         augmenter: callable ``(image, target, rng) -> (image, target)`` applied to each crop
             when ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e.
             :func:`random_flips_3d`).
+        valid: ZYX mask of the same shape (nonzero: crops may come from there), or None.
+        min_valid: fraction of a crop that must be valid (crops are drawn again, at most
+            ``rejection.max_tries`` times, then a UserError).
     """
 
     def __init__(
@@ -272,8 +284,13 @@ class PointCrops:
         preload_bytes: int = 1 << 30,
         rejection: Rejection = NO_REJECTION,
         augmenter=None,
+        valid=None,
+        min_valid: float = 1.0,
     ):
         self.rejection, self._warned = rejection, False
+        self.min_valid = float(min_valid)
+        if valid is not None and tuple(valid.shape) != tuple(raw.shape):
+            raise UserError(f"valid mask {getattr(valid, 'path', '')} has shape {tuple(valid.shape)} but the image has {tuple(raw.shape)}; give a mask of the image's shape")
         if augmenter is None:
             from .augment import Augmenter, AugmentSpec
 
@@ -290,7 +307,8 @@ class PointCrops:
             )
         if int(np.prod(raw.shape)) * np.dtype(raw.dtype).itemsize <= preload_bytes:
             raw = np.asarray(raw[:])
-        self.raw, self.crop, self.normalizer, self.rng = raw, crop, normalizer, rng
+            valid = None if valid is None else np.asarray(valid[:])
+        self.raw, self.valid, self.crop, self.normalizer, self.rng = raw, valid, crop, normalizer, rng
         self.points = None if points is None else [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in points]
         self.augment, self.cube = augment, int(cube)
 
@@ -299,16 +317,23 @@ class PointCrops:
         images, targets = [], []
         reject = self.rejection if self.points is not None else NO_REJECTION
         for _ in range(n):
-            for _attempt in range(reject.max_tries if reject.active else 1):
-                origin = [int(self.rng.integers(s - c + 1)) for s, c in zip(self.raw.shape, self.crop)]
-                target = cube_targets(self.points, origin, self.crop, self.cube) if self.points is not None else None
-                if target is None or reject.keep(target, self.rng):
+            for _valid_try in range(self.rejection.max_tries if self.valid is not None else 1):
+                for _attempt in range(reject.max_tries if reject.active else 1):
+                    origin = [int(self.rng.integers(s - c + 1)) for s, c in zip(self.raw.shape, self.crop)]
+                    region = tuple(slice(o, o + c) for o, c in zip(origin, self.crop))
+                    if not _inside_valid(self.valid, region, self.min_valid):
+                        break
+                    target = cube_targets(self.points, origin, self.crop, self.cube) if self.points is not None else None
+                    if target is None or reject.keep(target, self.rng):
+                        break
+                else:
+                    if not self._warned:
+                        self._warned = True
+                        _warn_exhausted(f"points of {getattr(self.raw, 'path', 'the image')}", reject)
+                if _inside_valid(self.valid, region, self.min_valid):
                     break
             else:
-                if not self._warned:
-                    self._warned = True
-                    _warn_exhausted(f"points of {getattr(self.raw, 'path', 'the image')}", reject)
-            region = tuple(slice(o, o + c) for o, c in zip(origin, self.crop))
+                raise _no_valid_crop(self.rejection.max_tries, self.crop, self.min_valid, self.raw)
             img = self.normalizer(np.asarray(self.raw[region]))
             if not np.isfinite(img).all():
                 raise UserError(f"image {getattr(self.raw, 'path', '')} has NaN or inf near {origin}; clean the image first")
