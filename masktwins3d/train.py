@@ -139,7 +139,7 @@ def target_zoom(run: RunConfig, s_raw, t_raw, dims: int) -> tuple[float, float] 
     f = zoom_factors(t_raw.voxel_size, s_raw.voxel_size)
     if f is not None:
         print(f"note: target sections {t_raw.voxel_size[1]:g} x {t_raw.voxel_size[2]:g} nm are zoomed by {f[0]:.3g} x {f[1]:.3g} "
-              f"to the source's {s_raw.voxel_size[1]:g} x {s_raw.voxel_size[2]:g} nm (data.resample=never: never)", file=sys.stderr)
+              f"to the source's {s_raw.voxel_size[1]:g} x {s_raw.voxel_size[2]:g} nm (data.resample=never turns this off)", file=sys.stderr)
     return f
 
 

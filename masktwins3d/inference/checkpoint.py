@@ -152,7 +152,7 @@ def _predict_resampled(volume, out: Path, factors, overwrite: bool, progress: bo
     from ..data.resample import resample_volume
 
     print(f"note: {volume.path} ({volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} nm) is zoomed by "
-          f"{factors[0]:.3g} x {factors[1]:.3g} to the checkpoint's training voxel size for prediction (--resample never: never)", file=sys.stderr)
+          f"{factors[0]:.3g} x {factors[1]:.3g} to the checkpoint's training voxel size for prediction (--resample never turns this off)", file=sys.stderr)
     work = out.parent / (out.name + ".resample")
     if work.exists():
         shutil.rmtree(work)
