@@ -254,6 +254,7 @@ def predict_blockwise(
     overwrite: bool = False,
     progress: bool = True,
     identity: dict | None = None,
+    on_block: Callable[[int, int], None] | None = None,
 ):
     """Predict ``volume`` block by block into the probability zarr ``out_path``; resumable.
 
@@ -287,6 +288,9 @@ def predict_blockwise(
         overwrite: replace an existing ``out_path`` (default False: refuse).
         progress: tqdm bar over blocks (default True).
         identity: extra entries for the manifest's settings (e.g. the input spec); JSON-able.
+        on_block: called here as ``on_block(done, total)`` once before the first block and after
+            each finished block (blocks of this run). An exception it raises stops the run; the
+            finished blocks stay recorded, so ``resume`` continues it (how a GUI cancels).
 
     Returns:
         The output :class:`~masktwins3d.io.Volume` ``(C, Z, Y, X)``, open for writing.
@@ -360,9 +364,19 @@ def predict_blockwise(
         print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}",
               file=sys.stderr, flush=True)
     before = torch.get_num_threads()
+    finished = [0]
+
+    def done(b: Block, _) -> None:
+        manifest.mark_done(b.id)
+        finished[0] += 1
+        if on_block is not None:
+            on_block(finished[0], len(todo))
+
     try:
+        if on_block is not None:
+            on_block(0, len(todo))
         run_blocks(
-            job, todo, sched, on_done=lambda b, _: manifest.mark_done(b.id), progress=progress, desc="predict",
+            job, todo, sched, on_done=done, progress=progress, desc="predict",
             prefetch=job.prefetch if sched.kind == "none" else None,
         )
     finally:

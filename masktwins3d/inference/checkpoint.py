@@ -4,7 +4,7 @@ normaliser), run the blockwise engine (:mod:`.blockwise`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -12,7 +12,7 @@ from ..adapt.trainer import load_checkpoint
 from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
-from ..io import open_volume
+from ..io import Volume, open_volume
 from ..models import build_model
 from ..parallel import parse_scheduler
 from .blockwise import block_layout
@@ -38,7 +38,7 @@ def model_from_checkpoint(path: str | Path) -> torch.nn.Module:
 
 def predict_with_checkpoint(
     checkpoint: str | Path,
-    input_spec: str,
+    input_spec,
     output: str | Path,
     *,
     patch_size=None,
@@ -55,6 +55,7 @@ def predict_with_checkpoint(
     threads: int | None = None,
     resume: bool = False,
     resample: str = "auto",
+    on_block: Callable[[int, int], None] | None = None,
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
 
@@ -65,7 +66,8 @@ def predict_with_checkpoint(
 
     Args:
         checkpoint: ``checkpoint.pt`` of a training run (its sha256 goes into the manifest).
-        input_spec: image volume (any format :func:`~masktwins3d.io.open_volume` reads).
+        input_spec: image volume (any format :func:`~masktwins3d.io.open_volume` reads), or an
+            open :class:`~masktwins3d.io.Volume` (e.g. a napari layer's data).
         output: probability zarr to write (refused if it exists, unless ``overwrite`` or ``resume``).
         patch_size: window, voxels, multiples of 16: (Y, X) for 2D, (Z, Y, X) for 3D models
             (default None: 256 x 256 for 2D and 64 x 64 x 64 for 3D models).
@@ -83,6 +85,8 @@ def predict_with_checkpoint(
         threads: torch threads per block worker (default: CPU cores / workers).
         resume: finish an interrupted run into ``output`` (default False).
         resample: auto (default) | never; see above.
+        on_block: progress callback ``(done, total)`` of the blocks; raising in it stops the run
+            (see :func:`~.blockwise.predict_blockwise`).
     """
     from .blockwise import CheckpointModel, predict_blockwise
 
@@ -96,7 +100,8 @@ def predict_with_checkpoint(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = ref.load(device)
-    volume = open_volume(input_spec).require_3d("prediction")
+    volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
+    input_name = volume.path
     dims = getattr(model, "spatial_dims", 2)
     if patch_size is None:
         patch_size = DEFAULT_PATCH[dims]
@@ -120,7 +125,7 @@ def predict_with_checkpoint(
             ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
             batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
             block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True,
-            progress=progress, identity={"input": str(input_spec), "zoom": list(factors)}))
+            progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
     normalizer = volume_normalizer(volume)
     return predict_blockwise(
         ref, volume, output,
@@ -139,7 +144,8 @@ def predict_with_checkpoint(
         resume=resume,
         overwrite=overwrite,
         progress=progress,
-        identity={"input": str(input_spec)},
+        identity={"input": input_name},
+        on_block=on_block,
     )
 
 
