@@ -266,3 +266,49 @@ def test_in_memory_model_cannot_go_to_a_cluster_with_a_lambda(tmp_path):
     with pytest.raises(UserError, match="--scheduler local:2: the job cannot be sent"):
         predict_blockwise(conv_net(2), memory_volume(data), tmp_path / "p.zarr", preprocess=lambda x: x,
                           patch_size=(16, 16), scheduler="local:2", progress=False)
+
+
+# ---- on_block: progress and stopping ------------------------------------------------------------
+
+
+class StopRun(Exception):
+    pass
+
+
+def test_on_block_reports_progress_in_order(tmp_path):
+    net = conv_net(2, seed=7)
+    data = np.random.default_rng(7).integers(0, 256, (5, 20, 24)).astype(np.uint8)
+    calls = []
+    predict_blockwise(net, memory_volume(data), tmp_path / "p.zarr", preprocess=as_float, patch_size=(16, 16),
+                      block_shape=(1, 32, 32), threads=1, progress=False, on_block=lambda d, n: calls.append((d, n)))
+    assert calls == [(i, 5) for i in range(6)]
+
+
+@pytest.mark.parametrize("stop_after", [0, 2])
+def test_on_block_exception_stops_the_run_and_resume_finishes_it(tmp_path, stop_after):
+    net = conv_net(2, seed=8)
+    data = np.random.default_rng(8).integers(0, 256, (5, 20, 24)).astype(np.uint8)
+    kwargs = dict(preprocess=as_float, patch_size=(16, 16), block_shape=(1, 32, 32), threads=1, progress=False)
+    ref = predict_blockwise(net, memory_volume(data), tmp_path / "ref.zarr", **kwargs)[...]
+    out = tmp_path / "p.zarr"
+    calls = []
+
+    def stop(done, total):
+        calls.append((done, total))
+        if done == stop_after:
+            raise StopRun(f"stopped after {done} of {total}")
+
+    with pytest.raises(StopRun, match=f"stopped after {stop_after} of 5"):
+        predict_blockwise(net, memory_volume(data), out, on_block=stop, **kwargs)
+    assert calls == [(i, 5) for i in range(stop_after + 1)]  # nothing is computed after the exception
+    manifest = json.loads((out / "blocks.json").read_text())
+    assert manifest["done"] == [f"{z}-0-0" for z in range(stop_after)] and not manifest["complete"]
+    written = open_volume(out)[...]
+    np.testing.assert_array_equal(written[:, :stop_after], ref[:, :stop_after])  # finished blocks are on disk
+    assert not written[:, stop_after:].any()  # the rest was never written (fill value 0)
+    calls.clear()
+    predict_blockwise(net, memory_volume(data), out, resume=True, on_block=lambda d, n: calls.append((d, n)), **kwargs)
+    left = 5 - stop_after
+    assert calls == [(i, left) for i in range(left + 1)]
+    assert json.loads((out / "blocks.json").read_text())["complete"]
+    assert np.array_equal(open_volume(out)[...], ref)
