@@ -224,8 +224,6 @@ def test_posts_without_pre_id_go_to_the_nearest_pre():
     np.testing.assert_array_equal(got.post_pre, far)
 
 
-@pytest.mark.xfail(strict=True, reason="napari gives a point added by hand the layer's feature_defaults, i.e. an existing "
-                                       "pre_id, so it is linked to that pre and not to the nearest one as documented")
 def test_post_added_by_hand_goes_to_the_nearest_pre():
     points = SynapsePoints(np.array([[0, 0, 0], [40, 40, 40]], float), np.array([[0, 1, 1, 1], [1, 41, 41, 41]], float))
     pre_l, post_l, _ = _make(layers.points_layers(points, "syn"))

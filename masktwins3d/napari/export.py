@@ -34,6 +34,8 @@ def write_labels_zarr(path: Path, data, voxel_size, offset, overwrite: bool) -> 
     data = np.asarray(data)
     if data.ndim != 3:
         raise UserError(f"labels of shape {data.shape} are not ZYX; Export writes 3D label volumes")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists; tick 'overwrite' to replace it, or choose another output")
     partial = path.parent / f".{path.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     vol = create_volume(partial, data.shape, data.dtype, voxel_size=voxel_size, offset=offset, axes="zyx")

@@ -161,7 +161,9 @@ def points_layers(
     pre_layer = (pre, {"name": f"{name} pre", "features": {"id": pre_ids}, "face_color": PRE_COLOR,
                        "metadata": meta("pre"), **common}, "points")
     post_layer = (post, {"name": f"{name} post", "features": {"id": post_ids, "pre_id": pre_ids[links] if len(links) else np.zeros(0, np.int64)},
-                         "face_color": POST_COLOR, "metadata": meta("post"), **common}, "points")
+                         "face_color": POST_COLOR, "metadata": meta("post"), **common,
+                         # a post added by hand has no pre yet: -1 (no such id) makes it go to the nearest pre
+                         "feature_defaults": {"id": -1, "pre_id": -1}}, "points")
     vectors = np.zeros((len(post), 2, 3), np.float64)
     if len(post):
         vectors[:, 0] = post
