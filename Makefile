@@ -36,8 +36,9 @@ demo: $(STAMP)
 test: $(STAMP) apt
 	$(BIN)/python -m pytest
 
+# the README's picture; needs a display, so it runs on a virtual one when there is none
 screenshot: $(STAMP) apt
-	$(BIN)/python scripts/screenshot_evaluate.py
+	$(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1920x1080x24") $(BIN)/python scripts/screenshot_evaluate.py --overwrite
 
 clean:
 	rm -rf $(VENV) runs volumes/demo

@@ -73,7 +73,7 @@ def test_mito_predict_postprocess_evaluate_export(make_napari_viewer, qtbot, mit
     expected = evaluate_mito((mito.data > 0).astype(np.float32), truth, mode="2d")
     assert ev.scores["iou"] == pytest.approx(expected["iou"])
     table = dict(zip(ev.table.value["index"], (row[0] for row in ev.table.value["data"])))
-    assert table["IoU"] == f"{100 * expected['iou']:.1f}" and table["mAP"].startswith("n/a")
+    assert table["IoU"] == f"{100 * expected['iou']:.1f} %" and table["mAP"].startswith("n/a")
     errors = viewer.layers[f"{mito.name} errors"]
     np.testing.assert_array_equal(errors.data, mask_errors(mito.data, truth))
 
@@ -280,3 +280,18 @@ def test_bad_postprocess_evaluate_export_inputs_notify(make_napari_viewer, qtbot
     export.export.native.click()
     assert any("holds points" in msg for _, msg in notes), notes
     assert [layer.name for layer in viewer.layers if "preview" not in layer.name] == names
+
+
+def test_screenshot_script_refuses_to_overwrite_and_bad_sizes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_evaluate.py"
+    taken = tmp_path / "shot.png"
+    taken.write_bytes(b"keep")
+    run = subprocess.run([sys.executable, str(script), "--out", str(taken)], capture_output=True, text=True)
+    assert run.returncode == 2 and "--overwrite" in run.stderr.strip().splitlines()[-1]
+    assert taken.read_bytes() == b"keep"
+    run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "new.png"), "--size", "big"], capture_output=True, text=True)
+    assert run.returncode == 2 and "--size 'big'" in run.stderr

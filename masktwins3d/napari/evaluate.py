@@ -61,7 +61,7 @@ def table_value(rows: list[tuple[str, str]]) -> dict:
 
 
 def pct(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * float(v):.1f}"
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * float(v):.1f} %"
 
 
 class EvaluateWidget(WorkerWidget):
@@ -81,11 +81,22 @@ class EvaluateWidget(WorkerWidget):
         self.r_post = FloatSpinBox(label="r post", value=R_POST, min=0.0, max=1000.0, step=0.5, tooltip="post match radius, voxels (WASPSYN: 6.5)")
         self.run_button = PushButton(text="Evaluate")
         self.table = Table(value=table_value([]))
+        self.table.min_height = 300  # all rows visible
         self.status = Label(value="")
         super().__init__(napari_viewer, widgets=[self.pred, self.gt, self.threshold, self.mode, self.r_pre, self.r_post,
                                                  self.run_button, self.status, self.table])
         self.scores: dict | None = None
         self.run_button.changed.connect(self.run)
+        self.pred.changed.connect(self._show_options)
+        self._show_options()
+
+    def _show_options(self, *_):
+        """Mask options for masks, match radii for points."""
+        points = isinstance(self.pred.value, Points)
+        for w in (self.r_pre, self.r_post):
+            w.visible = points
+        self.mode.visible = not points
+        self.threshold.visible = isinstance(self.pred.value, Image)
 
     def busy(self, running: bool) -> None:
         self.run_button.enabled = not running
@@ -146,7 +157,7 @@ class EvaluateWidget(WorkerWidget):
             self.viewer.add_labels(errors, name=name, colormap=ERROR_COLORS, opacity=0.8,
                                    metadata={KEY: {"kind": "errors", "voxel_size": list(layer_voxel_size(gt)), "offset": list(layer_offset(gt))}},
                                    **geometry(layer_voxel_size(gt), layer_offset(gt), 3))
-            self.status.value = f"IoU {pct(scores['iou'])} %  (FN red, FP green)"
+            self.status.value = f"IoU {pct(scores['iou'])}  (FN red, FP green)"
 
         self.start(work, done)
 
@@ -177,6 +188,6 @@ class EvaluateWidget(WorkerWidget):
                 self.viewer.add_points(points.reshape(-1, 3), name=name, features={"outcome": np.asarray(labels, dtype=str)},
                                        face_color=colors, size=POINT_SIZE * 1.5, border_width=0.0,
                                        metadata={KEY: {"kind": "evaluation"}}, **geo)
-            self.status.value = f"F1 {pct(scores['f1'])} %  (TP magenta, FN yellow, FP cyan)"
+            self.status.value = f"F1 {pct(scores['f1'])}  (TP magenta, FN yellow, FP cyan)"
 
         self.start(work, done)

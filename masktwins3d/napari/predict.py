@@ -88,6 +88,21 @@ def parse_patch(text: str, dims: int) -> tuple[int, ...] | None:
     return patch
 
 
+def zoom_note(ckpt: Path, volume: Volume, dims: int) -> str:
+    """What ``resample="auto"`` will do for this checkpoint and input, in words ("" when nothing)."""
+    if dims != 2:
+        return ""
+    from ..adapt.trainer import load_checkpoint
+    from ..data.resample import zoom_factors
+
+    trained_at = load_checkpoint(ckpt).get("voxel_size")
+    factors = zoom_factors(volume.voxel_size, trained_at) if trained_at else None
+    if factors is None:
+        return ""
+    return (f"input zoomed by {factors[0]:.3g} x {factors[1]:.3g} to the checkpoint's training voxel size "
+            f"{trained_at[1]:g} x {trained_at[2]:g} nm and back; resample 'never' turns this off")
+
+
 class PredictWidget(WorkerWidget):
     """Pick an image layer and a checkpoint; patch, overlap, device; Run / Cancel with progress."""
 
@@ -99,13 +114,15 @@ class PredictWidget(WorkerWidget):
         self.patch = LineEdit(label="patch", value="auto", tooltip="window in voxels: Y,X for 2D models, Z,Y,X for 3D; auto = 256,256 or 64,64,64")
         self.overlap = FloatSpinBox(label="overlap", value=0.25, min=0.0, max=0.9, step=0.05)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.resample = ComboBox(label="resample", choices=["auto", "never"], value="auto",
+                                 tooltip="auto: a 2D model predicts at the voxel size it was trained at (zoom in-plane and back) when the layer's differs by more than 5 %")
         self.output = FileEdit(label="output", mode="d", value="", tooltip="probability zarr to write (empty: a temporary folder)")
         self.overwrite = CheckBox(text="overwrite output", value=False)
         self.run = PushButton(text="Run")
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="blocks", value=0, min=0, max=1)
         self.status = Label(value="")
-        super().__init__(napari_viewer, widgets=[self.image, self.checkpoint, self.patch, self.overlap, self.device, self.output,
+        super().__init__(napari_viewer, widgets=[self.image, self.checkpoint, self.patch, self.overlap, self.device, self.resample, self.output,
                                                  self.overwrite, self.run, self.cancel, self.progress, self.status])
         self.block_shape = None  # engine default; tests and power users may set (Z, Y, X)
         self._stop = threading.Event()
@@ -154,15 +171,17 @@ class PredictWidget(WorkerWidget):
             check_image(layer, dims)
             patch = parse_patch(self.patch.value, dims)
             volume = image_volume(layer)
+            note = zoom_note(ckpt, volume, dims) if self.resample.value == "auto" else ""
             out, tmp = self._output()
-            self._launch(layer, ckpt, volume, out, tmp, patch)
+            self._launch(layer, ckpt, volume, out, tmp, patch, note)
 
-    def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, patch) -> None:
+    def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, patch, note: str = "") -> None:
         from ..inference.checkpoint import predict_with_checkpoint
 
         self._stop.clear()
         flat = layer.data.ndim == 2 if not getattr(layer, "multiscale", False) else layer.data[0].ndim == 2
         overlap, device, overwrite = float(self.overlap.value), str(self.device.value), bool(self.overwrite.value)
+        resample = str(self.resample.value)
 
         def on_block(done: int, total: int) -> None:
             self._progress(done, total)
@@ -172,7 +191,7 @@ class PredictWidget(WorkerWidget):
         def work() -> Volume:
             return predict_with_checkpoint(
                 ckpt, volume, out, patch_size=patch, overlap=overlap, device=device, overwrite=overwrite,
-                progress=False, block_shape=self.block_shape, resample="auto", on_block=on_block,
+                progress=False, block_shape=self.block_shape, resample=resample, on_block=on_block,
             )
 
         def done(_result) -> None:
@@ -184,12 +203,12 @@ class PredictWidget(WorkerWidget):
             kwargs["metadata"]["masktwins3d"].update(checkpoint=str(ckpt), source=layer.name)
             self.viewer.add_image(data, **kwargs)
             self.status.value = f"done: {out}"
-            show_info(f"prediction written to {out}")
+            show_info(f"prediction written to {out}" + (f" ({note})" if note else ""))
 
         def failed(_exc: BaseException) -> None:
             self.status.value = "cancelled" if isinstance(_exc, Cancelled) else "failed"
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-        self.status.value = "starting ..."
+        self.status.value = note or "starting ..."
         self.start(work, done, failed)
