@@ -48,12 +48,12 @@ def synapse_points(viewer, layer) -> SynapsePoints:
                               where=f"layers {pre.name!r}{f' and {post.name!r}' if post is not None else ''}")
 
 
-def binary(layer, what: str) -> np.ndarray:
-    """Nonzero voxels of a labels (or integer image) layer as uint8 0/1, read whole."""
-    data = np.asarray(layer.data[0] if getattr(layer, "multiscale", False) else layer.data)
+def full_resolution(layer, what: str):
+    """The layer's (full-resolution) array, unread, checked to be ZYX."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     if data.ndim != 3:
-        raise UserError(f"{what} layer {layer.name!r} has shape {data.shape}; masks are scored as ZYX volumes")
-    return (data != 0).astype(np.uint8)
+        raise UserError(f"{what} layer {layer.name!r} has shape {tuple(data.shape)}; masks are scored as one ZYX volume (one channel)")
+    return data
 
 
 def table_value(rows: list[tuple[str, str]]) -> dict:
@@ -119,22 +119,19 @@ class EvaluateWidget(WorkerWidget):
                 self._masks(pred, gt)
 
     def _masks(self, pred, gt) -> None:
-        truth = binary(gt, "ground truth")
+        truth_data = full_resolution(gt, "ground truth")
         is_prob = isinstance(pred, Image)
-        if is_prob:
-            data = pred.data[0] if getattr(pred, "multiscale", False) else pred.data
-            if data.ndim != 3:
-                raise UserError(f"probability layer {pred.name!r} has shape {data.shape}; masks are scored from one (Z, Y, X) channel")
-            prob = np.asarray(data)
-        else:
-            prob = binary(pred, "prediction").astype(np.float32)
-        if prob.shape != truth.shape:
-            raise UserError(f"{pred.name!r} has shape {prob.shape} but {gt.name!r} has {truth.shape}; score a prediction of the same region as the ground truth")
+        pred_data = full_resolution(pred, "probability" if is_prob else "prediction")
+        if tuple(pred_data.shape) != tuple(truth_data.shape):
+            raise UserError(f"{pred.name!r} has shape {tuple(pred_data.shape)} but {gt.name!r} has {tuple(truth_data.shape)}; "
+                            "score a prediction of the same region as the ground truth")
         threshold, mode = float(self.threshold.value) if is_prob else 0.5, str(self.mode.value)
 
-        def work():
+        def work():  # reads both volumes here, off the GUI thread
             import warnings
 
+            truth = (np.asarray(truth_data) != 0).astype(np.uint8)
+            prob = np.asarray(pred_data) if is_prob else (np.asarray(pred_data) != 0).astype(np.float32)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # empty sections: counted in the table instead
                 scores = evaluate_mito(prob, truth, mode=mode, threshold=threshold)
