@@ -336,3 +336,18 @@ def test_viewer_opens_waspsyn_points_and_labels(make_napari_viewer, tmp_path):
     assert viewer.layers["syn post"].features["pre_id"].tolist() == [0, 1, 1]
     assert tuple(viewer.layers["syn pre"].translate) == pytest.approx((0, 8, 0))
     assert tuple(viewer.layers["v mito"].scale) == pytest.approx((40, 8, 8))
+
+
+def test_viewer_opens_hdf5_tiff_and_csv(make_napari_viewer, tmp_path):
+    with h5py.File(tmp_path / "vol.h5", "w") as f:
+        f.create_dataset("raw", data=RAW).attrs["resolution_zyx_nm"] = (40, 8, 8)
+    tifffile.imwrite(tmp_path / "stack.tif", RAW, photometric="minisblack")
+    write_points_csv(tmp_path / "annot", PTS)
+    viewer = make_napari_viewer(show=True)
+    for path in ("vol.h5", "stack.tif", "annot"):
+        viewer.open(str(tmp_path / path), plugin="masktwins3d")
+    assert [(layer.name, type(layer).__name__) for layer in viewer.layers] == [
+        ("vol raw", "Image"), ("stack", "Image"), ("annot pre", "Points"), ("annot post", "Points"), ("annot links", "Vectors")]
+    assert tuple(viewer.layers["vol raw"].scale) == pytest.approx((40, 8, 8))
+    np.testing.assert_array_equal(np.asarray(viewer.layers["stack"].data[2]), RAW[2])
+    np.testing.assert_array_equal(viewer.layers["annot pre"].data, PTS.pre)
