@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from masktwins3d.evaluate.mito import evaluate_mito
 from masktwins3d.evaluate.synapse import score_synapses
@@ -228,7 +229,11 @@ def _bad_predict_cases(tmp_path, mito_run, synapse_ckpt):
 def test_bad_predict_inputs_notify_and_leave_layers_untouched(make_napari_viewer, qtbot, mito_run, synapse_ckpt, notes, tmp_path):
     viewer = make_napari_viewer(show=True)
     predict = dock(viewer, "Predict")
-    for case, (data, ckpt, needle) in _bad_predict_cases(tmp_path, mito_run, synapse_ckpt).items():
+    cases = _bad_predict_cases(tmp_path, mito_run, synapse_ckpt)
+    if not torch.cuda.is_available():
+        cases["cuda without a GPU"] = (np.zeros((4, 64, 64), np.uint8), mito_run["checkpoint"], "no CUDA GPU")
+    for case, (data, ckpt, needle) in cases.items():
+        predict.device.value = "cuda" if "cuda" in case else "auto"
         layer = viewer.add_image(data, name=case)
         snapshot = [(lay.name, lay.data) for lay in viewer.layers]
         copy = np.array(data, copy=True)

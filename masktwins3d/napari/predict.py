@@ -166,6 +166,11 @@ class PredictWidget(WorkerWidget):
             ckpt = Path(str(self.checkpoint.value))
             if not ckpt.is_file():
                 raise UserError(f"checkpoint {ckpt} does not exist; pick the checkpoint.pt of a training run")
+            if self.device.value == "cuda":
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise UserError("device cuda: torch sees no CUDA GPU on this machine; pick device auto or cpu")
             model = CheckpointModel.of(ckpt).load("cpu")  # a UserError for anything that is not a checkpoint
             dims = getattr(model, "spatial_dims", 2)
             check_image(layer, dims)
