@@ -5,6 +5,7 @@ Cancel; every bad input ends as a notification that leaves the layers untouched.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +50,8 @@ def test_mito_predict_postprocess_evaluate_export(make_napari_viewer, qtbot, mit
     assert 0.0 <= prob.min() and prob.max() <= 1.0
     assert predict.progress.value == predict.progress.max >= 1
     assert tuple(prob_layer.scale) == (40.0, 5.0, 5.0)
+    temporary = Path(prob_layer.metadata["masktwins3d"]["temporary"])
+    assert (temporary / "prob.zarr").is_dir()
 
     post = dock(viewer, "Post-process")
     post.prob.value = prob_layer
@@ -96,6 +99,11 @@ def test_mito_predict_postprocess_evaluate_export(make_napari_viewer, qtbot, mit
     np.testing.assert_array_equal(written.read(), mito.data)
     assert written.voxel_size == (40.0, 5.0, 5.0)
     assert not [n for n in notes if n[0] == "error"], notes
+    post.live.value = True
+    assert f"{prob_layer.name} preview" in viewer.layers
+    viewer.layers.remove(prob_layer)  # its temporary zarr goes with it, and so does its preview
+    assert not temporary.exists()
+    assert f"{prob_layer.name} preview" not in viewer.layers and post.prob.value is None
 
 
 def test_synapse_predict_gives_one_two_channel_layer(make_napari_viewer, qtbot, synapse_ckpt, notes):

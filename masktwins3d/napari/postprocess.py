@@ -32,6 +32,14 @@ PREVIEW_COLORS = {None: "transparent", 0: "transparent", 1: "#ff7f0e", 2: "#1f9b
 """Preview labels: 1 mito / pre foreground (orange), 2 post foreground (blue)."""
 
 
+def is_probability(layer) -> bool:
+    """Image layers that can hold probabilities: made by Predict or the reader as such, or any float image."""
+    if not isinstance(layer, Image):
+        return False
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return role(layer).get("kind") == "probability" or np.dtype(data.dtype).kind == "f"
+
+
 def channels_of(layer) -> int:
     """1 for a (Z, Y, X) probability layer, C for a (C, Z, Y, X) one."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
@@ -74,7 +82,7 @@ class PostprocessWidget(WorkerWidget):
     step = "post-processing"
 
     def __init__(self, napari_viewer):
-        self.prob = layer_picker(napari_viewer, "probabilities", lambda layer: isinstance(layer, Image), prefer="probability")
+        self.prob = layer_picker(napari_viewer, "probabilities", is_probability, prefer="probability")
         self.mode = ComboBox(label="kind", choices=list(MODES), value="mitochondria")
         self.threshold = FloatSlider(label="threshold", value=mito_pp.THRESHOLD, min=0.01, max=1.0, step=0.01)
         self.min_size = SpinBox(label="min size", value=1, min=1, max=10**9, tooltip="mitochondria smaller than this (voxels) are dropped")
@@ -87,6 +95,8 @@ class PostprocessWidget(WorkerWidget):
         super().__init__(napari_viewer, widgets=[self.prob, self.mode, self.threshold, self.min_size, self.delta_pre, self.delta_post,
                                                  self.min_pre, self.live, self.apply, self.status])
         self.preview_layer = None
+        self.preview_source = None
+        napari_viewer.layers.events.removed.connect(self._removed)
         self.prob.changed.connect(self._layer_changed)
         self.mode.changed.connect(self._mode_changed)
         for w in (self.threshold, self.delta_pre, self.delta_post, self.live):
@@ -133,11 +143,20 @@ class PostprocessWidget(WorkerWidget):
                 self.preview_layer = self.viewer.add_labels(data, name=f"{layer.name} preview", opacity=0.5, colormap=PREVIEW_COLORS,
                                                             metadata={KEY: {"kind": "preview"}}, **geo)
                 self.viewer.layers.selection.active = layer
+            self.preview_source = layer
+
+    def _removed(self, event) -> None:
+        """A removed probability layer takes its preview with it."""
+        if event.value is self.preview_source:
+            self._drop_preview()
+            self.prob.reset_choices()
+        elif event.value is self.preview_layer:
+            self.preview_layer = self.preview_source = None
 
     def _drop_preview(self):
-        if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
-            self.viewer.layers.remove(self.preview_layer)
-        self.preview_layer = None
+        layer, self.preview_layer, self.preview_source = self.preview_layer, None, None
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
 
     # ---- apply ----------------------------------------------------------------------------
     def busy(self, running: bool) -> None:

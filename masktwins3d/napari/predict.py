@@ -26,7 +26,10 @@ from superqt.utils import ensure_main_thread
 from ..errors import UserError
 from ..io import Volume, open_volume
 from .common import Cancelled, WorkerWidget, layer_picker, notify
-from .layers import layer_offset, layer_voxel_size, volume_layer
+from .layers import layer_offset, layer_voxel_size, role, volume_layer
+
+TEMP_PREFIX = "masktwins3d-predict-"
+"""Prefix of the temporary folders that hold predictions made without an output path."""
 
 IMAGE_DTYPES = ("uint8", "uint16", "int8", "int16", "float16", "float32")
 """Image dtypes Predict takes: EM intensities. int32/int64 are label arrays, float64 a computed one."""
@@ -128,6 +131,14 @@ class PredictWidget(WorkerWidget):
         self._stop = threading.Event()
         self.run.changed.connect(self.predict)
         self.cancel.changed.connect(self.request_cancel)
+        napari_viewer.layers.events.removed.connect(self._forget)
+
+    @staticmethod
+    def _forget(event) -> None:
+        """Delete the temporary zarr of a probability layer this widget made once the layer is removed."""
+        tmp = role(event.value).get("temporary")
+        if tmp and Path(tmp).name.startswith(TEMP_PREFIX):
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def busy(self, running: bool) -> None:
         self.run.enabled = not running
@@ -148,7 +159,7 @@ class PredictWidget(WorkerWidget):
     def _output(self) -> tuple[Path, Path | None]:
         text = str(self.output.value).strip()
         if text in ("", "."):
-            tmp = Path(tempfile.mkdtemp(prefix="masktwins3d-predict-"))
+            tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
             return tmp / "prob.zarr", tmp
         out = Path(text)
         if out.exists() and not self.overwrite.value:
@@ -206,6 +217,8 @@ class PredictWidget(WorkerWidget):
                 data = data[..., 0, :, :]
                 kwargs.update(scale=kwargs["scale"][:-3] + kwargs["scale"][-2:], translate=kwargs["translate"][:-3] + kwargs["translate"][-2:])
             kwargs["metadata"]["masktwins3d"].update(checkpoint=str(ckpt), source=layer.name)
+            if tmp is not None:
+                kwargs["metadata"]["masktwins3d"]["temporary"] = str(tmp)
             self.viewer.add_image(data, **kwargs)
             self.status.value = f"done: {out}"
             show_info(f"prediction written to {out}" + (f" ({note})" if note else ""))
