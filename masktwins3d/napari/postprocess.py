@@ -138,6 +138,7 @@ class PostprocessWidget(WorkerWidget):
             geo = geometry(layer_voxel_size(layer), layer_offset(layer), 3)
             if self.preview_layer is not None and self.preview_layer in self.viewer.layers and self.preview_layer.data.shape == data.shape:
                 self.preview_layer.data = data
+                self.preview_layer.name = f"{layer.name} preview"
             else:
                 self._drop_preview()
                 self.preview_layer = self.viewer.add_labels(data, name=f"{layer.name} preview", opacity=0.5, colormap=PREVIEW_COLORS,
