@@ -34,6 +34,7 @@ import torch
 
 from ..errors import UserError
 from ..parallel import Block, Manifest, block_grid, parse_scheduler, run_blocks
+from ..parallel.manifest import MANIFEST_NAME
 from .region import (
     Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region
 )
@@ -43,9 +44,6 @@ DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
 
 CHUNK_LIMIT = {2: (1, 1024, 1024), 3: (64, 256, 256)}
 """Largest output chunk (Z, Y, X), voxels; each chunk edge is the largest divisor of the block edge up to this."""
-
-MANIFEST_NAME = "blocks.json"
-"""The manifest's file name inside the output zarr."""
 
 _MODELS: dict[tuple, torch.nn.Module] = {}
 """Per-process model cache: ``(checkpoint path, sha256, device) -> model``."""

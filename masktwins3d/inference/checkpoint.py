@@ -36,6 +36,21 @@ def model_from_checkpoint(path: str | Path) -> torch.nn.Module:
     return model.eval()
 
 
+def resample_factors(checkpoint: str | Path, volume, dims: int) -> tuple[float, float] | None:
+    """In-plane zoom that ``resample="auto"`` applies to ``volume`` for this checkpoint, or None.
+
+    Only 2D models whose checkpoint records its training voxel size are resampled, and only
+    when both voxel sizes are known and more than 5 % apart
+    (:func:`~masktwins3d.data.resample.zoom_factors`).
+    """
+    if dims != 2:
+        return None
+    from ..data.resample import zoom_factors
+
+    trained_at = load_checkpoint(checkpoint).get("voxel_size")
+    return zoom_factors(volume.voxel_size, trained_at) if trained_at else None
+
+
 def predict_with_checkpoint(
     checkpoint: str | Path,
     input_spec,
@@ -112,12 +127,7 @@ def predict_with_checkpoint(
     block_layout(dims, volume.shape[-3:], block_shape)
     if resample not in ("auto", "never"):
         raise UserError(f"--resample {resample!r} is not one of auto, never")
-    factors = None
-    if resample == "auto" and dims == 2:
-        from ..data.resample import zoom_factors
-
-        trained_at = load_checkpoint(checkpoint).get("voxel_size")
-        factors = zoom_factors(volume.voxel_size, trained_at) if trained_at else None
+    factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
     if factors is not None:
         if resume:
             raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")

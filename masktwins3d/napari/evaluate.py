@@ -26,7 +26,7 @@ from ..evaluate.mito import evaluate_mito
 from ..evaluate.synapse import R_POST, R_PRE, score_synapses
 from ..io.points import SynapsePoints
 from .common import WorkerWidget, layer_picker, notify
-from .layers import KEY, POINT_SIZE, geometry, layer_offset, layer_voxel_size, points_from_layers, role
+from .layers import KEY, full_data, POINT_SIZE, geometry, layer_offset, layer_voxel_size, points_from_layers, role
 from .overlay import ERROR_COLORS, OUTCOME_COLORS, mask_errors, point_outcomes
 
 
@@ -50,7 +50,7 @@ def synapse_points(viewer, layer) -> SynapsePoints:
 
 def full_resolution(layer, what: str):
     """The layer's (full-resolution) array, unread, checked to be ZYX."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     if data.ndim != 3:
         raise UserError(f"{what} layer {layer.name!r} has shape {tuple(data.shape)}; masks are scored as one ZYX volume (one channel)")
     return data

@@ -24,7 +24,7 @@ from ..io import create_volume
 from ..io.points import write_points_csv, write_points_h5
 from .common import WorkerWidget, layer_picker, notify
 from .evaluate import synapse_points
-from .layers import layer_offset, layer_voxel_size
+from .layers import full_data, layer_offset, layer_voxel_size
 
 FORMATS = ("WASPSYN h5", "CSV folder", "zarr")
 
@@ -106,7 +106,7 @@ class ExportWidget(WorkerWidget):
             else:
                 if fmt != "zarr":
                     raise UserError(f"layer {layer.name!r} is a labels layer; export it as 'zarr'")
-                data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+                data = full_data(layer)
                 overwrite = bool(self.overwrite.value)
 
                 def work():

@@ -66,6 +66,11 @@ def geometry(voxel_size: Sequence[float], offset: Sequence[float] = (0, 0, 0), n
     return {"scale": tuple(scale), "translate": tuple(translate)}
 
 
+def full_data(layer):
+    """A layer's full-resolution array (level 0 of a multiscale layer), unread."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
 def layer_voxel_size(layer) -> tuple[float, float, float]:
     """Voxel size, nm ZYX, of a layer: its recorded one, else its scale (1 for missing axes)."""
     meta = role(layer)

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..postprocess import mito as mito_pp
 from ..postprocess import synapse as syn_pp
 from .common import WorkerWidget, layer_picker, notify
-from .layers import KEY, geometry, layer_offset, layer_voxel_size, points_layers, role
+from .layers import KEY, full_data, geometry, layer_offset, layer_voxel_size, points_layers, role
 
 MODES = ("mitochondria", "synapses")
 PREVIEW_COLORS = {None: "transparent", 0: "transparent", 1: "#ff7f0e", 2: "#1f9bff"}
@@ -36,13 +36,13 @@ def is_probability(layer) -> bool:
     """Image layers that can hold probabilities: made by Predict or the reader as such, or any float image."""
     if not isinstance(layer, Image):
         return False
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     return role(layer).get("kind") == "probability" or np.dtype(data.dtype).kind == "f"
 
 
 def channels_of(layer) -> int:
     """1 for a (Z, Y, X) probability layer, C for a (C, Z, Y, X) one."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     return int(data.shape[0]) if data.ndim == 4 else 1
 
 
@@ -50,7 +50,7 @@ def probability_data(layer):
     """The layer's full-resolution data as a dask array (lazy), checked to be probabilities-shaped."""
     import dask.array as da
 
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     if data.ndim not in (3, 4):
         raise UserError(f"layer {layer.name!r} has shape {data.shape}; Post-process takes a (Z, Y, X) or (C, Z, Y, X) probability layer from Predict")
     if np.dtype(data.dtype).kind != "f" and np.dtype(data.dtype) != np.uint8:

@@ -26,7 +26,7 @@ from superqt.utils import ensure_main_thread
 from ..errors import UserError
 from ..io import Volume, open_volume
 from .common import Cancelled, WorkerWidget, layer_picker, notify
-from .layers import layer_offset, layer_voxel_size, role, volume_layer
+from .layers import full_data, layer_offset, layer_voxel_size, role, volume_layer
 
 TEMP_PREFIX = "masktwins3d-predict-"
 """Prefix of the temporary folders that hold predictions made without an output path."""
@@ -37,7 +37,7 @@ IMAGE_DTYPES = ("uint8", "uint16", "int8", "int16", "float16", "float32")
 
 def check_image(layer, dims: int) -> None:
     """A :class:`UserError` unless ``layer`` is an image the ``dims``-D model can predict."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     dtype = np.dtype(data.dtype)
     if dtype.name not in IMAGE_DTYPES:
         fix = "float32" if dtype.kind == "f" else "uint8 or uint16"
@@ -70,7 +70,7 @@ class LayerSource:
 def image_volume(layer) -> Volume:
     """The image layer's (full-resolution) data as a ZYX :class:`~masktwins3d.io.Volume`, lazily;
     a YX section becomes one z-section."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    data = full_data(layer)
     if data.ndim == 2:
         data = data[None]
     return Volume(LayerSource(data), path=f"layer {layer.name!r}", axes="zyx", voxel_size=layer_voxel_size(layer), offset=layer_offset(layer))
@@ -93,17 +93,13 @@ def parse_patch(text: str, dims: int) -> tuple[int, ...] | None:
 
 def zoom_note(ckpt: Path, volume: Volume, dims: int) -> str:
     """What ``resample="auto"`` will do for this checkpoint and input, in words ("" when nothing)."""
-    if dims != 2:
-        return ""
-    from ..adapt.trainer import load_checkpoint
-    from ..data.resample import zoom_factors
+    from ..inference.checkpoint import resample_factors
 
-    trained_at = load_checkpoint(ckpt).get("voxel_size")
-    factors = zoom_factors(volume.voxel_size, trained_at) if trained_at else None
+    factors = resample_factors(ckpt, volume, dims)
     if factors is None:
         return ""
     return (f"input zoomed by {factors[0]:.3g} x {factors[1]:.3g} to the checkpoint's training voxel size "
-            f"{trained_at[1]:g} x {trained_at[2]:g} nm and back; resample 'never' turns this off")
+            f"and back; resample 'never' turns this off")
 
 
 class PredictWidget(WorkerWidget):
@@ -195,7 +191,7 @@ class PredictWidget(WorkerWidget):
         from ..inference.checkpoint import predict_with_checkpoint
 
         self._stop.clear()
-        flat = layer.data.ndim == 2 if not getattr(layer, "multiscale", False) else layer.data[0].ndim == 2
+        flat = full_data(layer).ndim == 2
         overlap, device, overwrite = float(self.overlap.value), str(self.device.value), bool(self.overwrite.value)
         resample = str(self.resample.value)
 

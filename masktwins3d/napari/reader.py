@@ -50,6 +50,7 @@ from ..io.spec import open_volume
 from ..io.tiff_io import TIFF_SUFFIXES
 from ..io.volume import Volume, check_offset, check_voxel_size
 from ..io.zarr_io import ZARR_SUFFIX, array_keys, is_zarr_node, is_zarr_spec
+from ..parallel.manifest import MANIFEST_NAME
 from .layers import LayerData, points_layers, volume_layer
 
 PathArg = str | os.PathLike | Sequence[str | os.PathLike]
@@ -57,9 +58,6 @@ Reader = Callable[[PathArg], list[LayerData]]
 
 LABEL_WORDS = frozenset({"label", "labels", "mito", "mask", "seg", "segmentation", "instances", "gt", "syn"})
 """Name tokens that make an integer array a labels layer."""
-
-PREDICT_MANIFEST = "blocks.json"
-"""The manifest ``masktwins3d predict`` writes into its output zarr (``inference.blockwise.MANIFEST_NAME``)."""
 
 POINT_FILES = ("pre.csv", "post.csv")
 FORMATS = "zarr, HDF5, TIFF, pre.csv/post.csv or a folder holding both"
@@ -184,7 +182,7 @@ def _zarr_layer(path: Path, node: Any, root: Path) -> LayerData:
 def _predicted(path: Path, root: Path) -> bool:
     """Whether ``masktwins3d predict`` wrote ``path``: its manifest is there or in a group above it in the store."""
     inside = [d for d in (path, *path.parents) if d == root or root in d.parents]
-    return any((d / PREDICT_MANIFEST).is_file() for d in inside)
+    return any((d / MANIFEST_NAME).is_file() for d in inside)
 
 
 def _levels(path: Path, group: Any) -> list[Volume]:

@@ -18,6 +18,9 @@ from ..errors import UserError
 
 FORMAT = "masktwins3d-blocks/1"
 
+MANIFEST_NAME = "blocks.json"
+"""The manifest's file name inside a blockwise job's output zarr."""
+
 
 class Manifest:
     """Settings and finished block ids of one job, kept in a JSON file.
