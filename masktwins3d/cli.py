@@ -71,6 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threads=args.threads,
         resume=args.resume,
         resample=args.resample,
+        weights=args.weights,
     )
     print(f"probabilities: {out}")
     return 0
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resample", choices=["auto", "never"], default="auto",
                    help="auto: a 2D model predicts an input of another known in-plane voxel size (over 5 %% apart) at the voxel size it was trained at, "
                         "and the probabilities come back on the input's grid; never: predict the input as it is (default: auto)")
+    r.add_argument("--weights", choices=["student", "ema"], default="student",
+                   help="which weights of the checkpoint predict: the last student iterate (default) or the EMA of the weights")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(func=cmd_predict)
 

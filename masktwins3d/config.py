@@ -136,36 +136,51 @@ class MaskConfig:
 @dataclass
 class LossConfig:
     """Args: cl / cm: use L_cl / L_cm (null: the method's); view_weight: lambda between the two
-    views in L_cl; lambda_cm: weight of L_cm; cm_space: logits | probs; weighting: quality |
-    per_voxel; threshold: pseudo-label confidence delta (one per sigmoid channel allowed);
-    views_batched: run the masked views as one concatenated batch (same result for instance and
-    group norm, different batch statistics for batch norm); pos_weight: weight of positive voxels
-    in the sigmoid head's BCE of L_sup (not of L_cl: weighting pseudo-positives amplified false
-    positives in self-training), one value or one per channel (1: plain BCE, the paper's);
-    target_start: iteration from which the target losses (L_cl, L_cm) are added; before it the
-    student trains on the source only while the EMA teacher follows it (0: from the start, the
-    paper's)."""
+    views in L_cl; lambda_cm: weight of L_cm; cm_space: logits | probs (null: logits for the
+    softmax head, as the official code; probs for the sigmoid head, whose background logits are
+    large and would dominate an MSE on logits); weighting: quality (DACS: one scalar per batch)
+    | per_voxel (unconfident voxels teach nothing) | class_quality (each voxel weighted by the
+    confident fraction of its pseudo-class); threshold: pseudo-label confidence delta (one per
+    sigmoid channel allowed; a sigmoid voxel teaches only where p >= delta or p <= 1 - delta);
+    threshold_rule: fixed (delta for every class) | class_balanced (CBST: per class the smaller
+    of delta and the confidence that the class's most confident cb_portion of voxels reach);
+    cb_portion: that fraction, in (0, 1]; views_batched: run the masked views as one
+    concatenated batch (same result for instance and group norm, different batch statistics for
+    batch norm); pos_weight: weight of positive voxels in the sigmoid head's BCE of L_sup, one
+    value or one per channel (1: plain BCE, the paper's); cl_pos_weight: the same for L_cl
+    (null: pos_weight); target_start: iteration from which the target losses (L_cl, L_cm) are
+    added; before it the student trains on the source only (0: from the start, the paper's);
+    collapse_ratio: warn when the running fraction of target voxels pseudo-labelled foreground
+    falls below this multiple of the source labels' foreground fraction (0: never)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
     view_weight: float = 0.5
     lambda_cm: float = 0.01
-    cm_space: str = "logits"
+    cm_space: Optional[str] = None
     weighting: str = "quality"
     threshold: List[float] = field(default_factory=lambda: [0.7])
+    threshold_rule: str = "fixed"
+    cb_portion: float = 0.5
     views_batched: bool = False
     pos_weight: List[float] = field(default_factory=lambda: [1.0])
+    cl_pos_weight: Optional[List[float]] = None
     target_start: int = 0
+    collapse_ratio: float = 0.25
 
 
 @dataclass
 class TeacherConfig:
-    """Args: ema: EMA teacher (false: the student itself, detached, makes the pseudo-labels);
-    alpha_max: EMA cap; mode: ours | official."""
+    """Args: ema: keep an EMA of the weights (for the adapting methods also the teacher that
+    makes the pseudo-labels; false: the detached student makes them, and there are no EMA
+    weights to predict with); alpha_max: EMA cap; mode: ours | official; restart: with
+    loss.target_start > 0, re-copy the teacher from the student at target_start and average
+    from there (false: it keeps averaging the source-only iterates)."""
 
     ema: Optional[bool] = None
     alpha_max: float = 0.999
     mode: str = "ours"
+    restart: bool = True
 
 
 @dataclass
@@ -195,7 +210,12 @@ class TrainConfig:
     layout; measure with benchmarks/bench_train_step.py --channels-last; ignored on CPU);
     deterministic: torch.use_deterministic_algorithms (warn-only) and no cuDNN autotuning, for
     bit-exact reruns and resumes (GPU runs are slower; false: cuDNN picks the fastest
-    convolutions for the fixed crop); progress: show a progress bar (rank 0)."""
+    convolutions for the fixed crop); progress: show a progress bar (rank 0); init: checkpoint.pt
+    of an earlier run (e.g. noadapt) whose weights start the student and the teacher (warm
+    start; a fresh optimiser and schedule; the model config must match); init_weights: which
+    of its weights: ema (its EMA, the default) | student; snapshot_every: also keep the
+    weights every this many iterations in ``snapshots/step_NNNNNN.pt`` (for learning curves;
+    0: none)."""
 
     out_dir: str = "runs/train"
     seed: int = 0
@@ -207,6 +227,9 @@ class TrainConfig:
     channels_last: Optional[bool] = None
     deterministic: bool = False
     progress: bool = True
+    init: Optional[str] = None
+    init_weights: str = "ema"
+    snapshot_every: int = 0
 
 
 @dataclass
@@ -285,7 +308,9 @@ def resolve(run: RunConfig) -> RunConfig:
     run = apply_preset(run)
     choices = {
         "loss.cm_space": (run.loss.cm_space, ("logits", "probs")),
-        "loss.weighting": (run.loss.weighting, ("quality", "per_voxel")),
+        "loss.weighting": (run.loss.weighting, ("quality", "per_voxel", "class_quality")),
+        "loss.threshold_rule": (run.loss.threshold_rule, ("fixed", "class_balanced")),
+        "train.init_weights": (run.train.init_weights, ("ema", "student")),
         "mask.fill": (run.mask.fill, ("mean", "zero")),
         "mask.kind": (run.mask.kind, ("complementary", "independent", "single", "none")),
         "teacher.mode": (run.teacher.mode, ("ours", "official")),
@@ -303,6 +328,14 @@ def resolve(run: RunConfig) -> RunConfig:
         raise UserError(f"data.resample={run.data.resample!r} is not one of ['auto', 'never']; fix the config or pass data.resample=auto")
     if not 0.0 < run.data.min_valid <= 1.0:
         raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")
+    if not 0.0 < run.loss.cb_portion <= 1.0:
+        raise UserError(f"loss.cb_portion={run.loss.cb_portion} must be a fraction in (0, 1], e.g. 0.5")
+    if not all(0.5 <= t < 1.0 for t in run.loss.threshold) or not run.loss.threshold:
+        raise UserError(f"loss.threshold={list(run.loss.threshold)} must hold confidences in [0.5, 1), e.g. [0.7]")
+    if run.loss.lambda_cm < 0 or not run.loss.collapse_ratio >= 0:
+        raise UserError(f"loss.lambda_cm={run.loss.lambda_cm} and loss.collapse_ratio={run.loss.collapse_ratio} must be >= 0; the paper's lambda_cm is 0.01 (mito) or 0.1 (synapses)")
+    if run.loss.target_start < 0 or run.train.snapshot_every < 0:
+        raise UserError("loss.target_start and train.snapshot_every must be >= 0; fix the config")
     if not 0.0 <= run.loss.view_weight <= 1.0:
         raise UserError(f"loss.view_weight={run.loss.view_weight} must be in [0, 1]; the paper uses 0.5")
     return run

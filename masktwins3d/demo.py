@@ -1,11 +1,21 @@
 """The embedded demo: synthetic source -> target adaptation on both tracks, one report.
 
-Mitochondria: generates synthetic EM volumes with a domain shift (:mod:`masktwins3d.synth`),
-trains ``noadapt``, ``mic``, ``rmask``, ``masktwins`` and ``oracle`` with the same config, budget
-and seed, predicts the held-out target volume, scores it with the DA-ISC 2d protocol and writes
-``errors.png`` (false negatives red, false positives green). Synapses: isotropic synthetic
-volumes with pre/post points, ``noadapt`` and ``masktwins`` with the 3D ResUNet, prediction,
-points by the AdaSyn protocol, scores by the WASPSYN protocol. Both land in ``report.json``.
+The protocol is the one a lab follows and the one that compares methods on equal terms:
+
+1. a **source model**: ``noadapt`` trained from scratch on the labelled source for the
+   config's ``optim.iterations``;
+2. every method **warm-started** from that model's EMA weights (``train.init``) for the same
+   further ``adapt_iterations``, target losses from the first of them: ``noadapt`` continued
+   (the budget-fair source-only row), ``mic``, ``rmask``, ``masktwins`` and the ``oracle``
+   (target labels);
+3. every run scored twice on the held-out target: its **last student** and its **EMA** weights
+   (which weights to trust is fixed before scoring: the tables lead with EMA, the usual choice
+   for mean-teacher methods, and show the student beside it).
+
+Mitochondria: synthetic EM volumes with a domain shift (:mod:`masktwins3d.synth`), DA-ISC 2d
+scores, ``errors.png`` (false negatives red, false positives green). Synapses: isotropic
+synthetic volumes with pre/post points, the 3D ResUNet, points by the AdaSyn protocol, WASPSYN
+scores. Both land in ``report.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +31,10 @@ from .errors import UserError
 
 METHODS = ("noadapt", "mic", "rmask", "masktwins", "oracle")
 SYNAPSE_METHODS = ("noadapt", "masktwins")
+WEIGHTS = ("ema", "student")
+"""Both weights of every run are scored; the first is the headline."""
+ADAPT_ITERATIONS = {"mito": 300, "synapse": 200}
+"""Iterations of the warm-started phase per track (the source phase is the config's)."""
 TRACKS = ("mito", "synapse")
 DEFAULT_TRACKS = TRACKS
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -36,26 +50,38 @@ def default_config(name: str = "mito_demo.yaml") -> Path:
 
 
 def format_synapse_table(scores: dict[str, dict], seconds: dict[str, float] | None = None) -> str:
-    """Methods x (F1_pre, F1_post, F1) and point counts, as a plain-text table."""
-    head = f"{'method':<11}{'F1_pre':>8}{'F1_post':>9}{'F1':>8}{'pre':>6}{'post':>6}" + (f"{'train s':>10}" if seconds else "")
+    """Methods x weights x (F1_pre, F1_post, F1) and point counts, as a plain-text table.
+
+    Args:
+        scores: ``{method: {weights: {f1_pre, f1_post, f1, n_pre, n_post}}}``.
+        seconds: training seconds per method.
+    """
+    head = f"{'method':<11}{'weights':<9}{'F1_pre':>8}{'F1_post':>9}{'F1':>8}{'pre':>6}{'post':>6}" + (f"{'train s':>10}" if seconds else "")
     lines = [head, "-" * len(head)]
-    for name, s in scores.items():
-        row = f"{name:<11}{s['f1_pre']:>8.3f}{s['f1_post']:>9.3f}{s['f1']:>8.3f}{s['n_pre']:>6d}{s['n_post']:>6d}"
-        if seconds:
-            row += f"{seconds.get(name, float('nan')):>10.0f}"
-        lines.append(row)
+    for name, by_weights in scores.items():
+        for w, s in by_weights.items():
+            row = f"{name:<11}{w:<9}{s['f1_pre']:>8.3f}{s['f1_post']:>9.3f}{s['f1']:>8.3f}{s['n_pre']:>6d}{s['n_post']:>6d}"
+            if seconds:
+                row += f"{seconds.get(name, float('nan')):>10.0f}"
+            lines.append(row)
     return "\n".join(lines)
 
 
 def format_table(scores: dict[str, dict], seconds: dict[str, float] | None = None) -> str:
-    """Methods x (IoU, F1, MCC, mAP) in percent, as a plain-text table."""
-    head = f"{'method':<11}{'IoU':>8}{'F1':>8}{'MCC':>8}{'mAP':>8}" + (f"{'train s':>10}" if seconds else "")
+    """Methods x weights x (IoU, F1, MCC, mAP) in percent, as a plain-text table.
+
+    Args:
+        scores: ``{method: {weights: {iou, f1, mcc, map}}}`` (fractions).
+        seconds: training seconds per method.
+    """
+    head = f"{'method':<11}{'weights':<9}{'IoU':>8}{'F1':>8}{'MCC':>8}{'mAP':>8}" + (f"{'train s':>10}" if seconds else "")
     lines = [head, "-" * len(head)]
-    for name, s in scores.items():
-        row = f"{name:<11}" + "".join(f"{100 * s[k]:>8.1f}" for k in ("iou", "f1", "mcc", "map"))
-        if seconds:
-            row += f"{seconds.get(name, float('nan')):>10.0f}"
-        lines.append(row)
+    for name, by_weights in scores.items():
+        for w, s in by_weights.items():
+            row = f"{name:<11}{w:<9}" + "".join(f"{100 * s[k]:>8.1f}" for k in ("iou", "f1", "mcc", "map"))
+            if seconds:
+                row += f"{seconds.get(name, float('nan')):>10.0f}"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -107,6 +133,9 @@ def run_demo(
     synapse_iterations: int | None = None,
     shapes=None,
     synapse_shapes=None,
+    adapt_iterations: int | None = None,
+    synapse_adapt_iterations: int | None = None,
+    snapshot_every: int = 0,
 ) -> dict:
     """Run the demo's tracks and return the report dict (also written to ``out_dir/report.json``).
 
@@ -114,14 +143,18 @@ def run_demo(
         config / synapse_config: training configs (default ``configs/mito_demo.yaml`` and
             ``configs/synapse_demo.yaml``).
         data_dir: where the synthetic volumes go (synapse volumes in ``data_dir/synapse``).
-        out_dir: run folder (mito runs in ``out_dir/<method>``, synapse runs in
-            ``out_dir/synapse/<method>``).
+        out_dir: run folder (the source model in ``out_dir/source``, warm-started runs in
+            ``out_dir/<method>``; synapse runs likewise under ``out_dir/synapse``).
         methods / synapse_methods: subsets of :data:`METHODS` / :data:`SYNAPSE_METHODS`.
         seed: seed of the data and of every run.
-        iterations / synapse_iterations: override the configs' iterations.
+        iterations / synapse_iterations: override the configs' iterations (the source phase).
+        adapt_iterations / synapse_adapt_iterations: iterations of the warm-started phase
+            (default :data:`ADAPT_ITERATIONS`).
         overwrite: replace existing volumes and runs (default: refuse).
         tracks: ``mito``, ``synapse`` or both (default both).
         shapes / synapse_shapes: volume shapes for the generators (default theirs).
+        snapshot_every: keep the weights of every run every this many iterations (learning
+            curves; 0: none).
     """
     from .config import load_config
 
@@ -138,6 +171,11 @@ def run_demo(
     unknown = [m for m in synapse_methods if m not in METHODS]
     if unknown:
         raise UserError(f"--synapse-methods {unknown[0]!r} is unknown; choose from {list(METHODS)}")
+    for flag, value in (("--iterations", iterations), ("--synapse-iterations", synapse_iterations),
+                        ("--adapt-iterations", adapt_iterations), ("--synapse-adapt-iterations", synapse_adapt_iterations)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value} must be at least 1; leave it out for the config's budget")
+    adapt = {"mito": adapt_iterations or ADAPT_ITERATIONS["mito"], "synapse": synapse_adapt_iterations or ADAPT_ITERATIONS["synapse"]}
     config = Path(config) if config else default_config()
     synapse_config = Path(synapse_config) if synapse_config else default_config("synapse_demo.yaml")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
@@ -157,80 +195,134 @@ def run_demo(
 
     report: dict = {}
     if "mito" in tracks:
-        report["mito"] = mito_track(config, data_dir, out_dir, methods, seed, iterations, shapes)
+        report["mito"] = mito_track(config, data_dir, out_dir, methods, seed, iterations, shapes, adapt["mito"], snapshot_every)
     if "synapse" in tracks:
-        report["synapse"] = synapse_track(synapse_config, data_dir / "synapse", out_dir / "synapse", synapse_methods, seed, synapse_iterations, synapse_shapes)
+        report["synapse"] = synapse_track(synapse_config, data_dir / "synapse", out_dir / "synapse", synapse_methods, seed,
+                                          synapse_iterations, synapse_shapes, adapt["synapse"], snapshot_every)
     total = time.perf_counter() - t0
     report["seconds"] = total
     atomic_write_json(out_dir / "report.json", report)
     if "mito" in report:
         m = report["mito"]
-        print("\nmitochondria: held-out synthetic target, DA-ISC 2d protocol (%, mean over sections)")
+        print(f"\nmitochondria: held-out synthetic target, DA-ISC 2d protocol (%, mean over sections); source model "
+              f"{m['source_iterations']} iterations, then every method {m['adapt_iterations']} more from it")
         print(format_table(m["methods"], m["train_seconds"]))
-        _print_gains(m["methods"], "iou", "IoU points", 100)
+        print_gains(m["methods"], "iou", "IoU points", 100)
     if "synapse" in report:
         sy = report["synapse"]
-        print("\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels)")
+        print(f"\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels); source model "
+              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from it")
         print(format_synapse_table(sy["methods"], sy["train_seconds"]))
-        _print_gains(sy["methods"], "f1", "F1", 1)
+        print_gains(sy["methods"], "f1", "F1", 1)
     figure = f"   errors figure: {out_dir / 'errors.png'}" if "mito" in report else ""
     print(f"\nreport: {out_dir / 'report.json'}{figure}   total {total:.0f} s")
     return report
 
 
-def _print_gains(scores: dict, key: str, unit: str, scale: float) -> None:
-    if "noadapt" not in scores:
-        return
-    for name in ("masktwins", "oracle"):
-        if name in scores:
-            print(f"{name} - noadapt: {scale * (scores[name][key] - scores['noadapt'][key]):+.{1 if scale == 100 else 3}f} {unit}")
+def gains(scores: dict, key: str) -> dict[str, dict[str, float]]:
+    """``{"masktwins - noadapt": {weights: diff}, ...}`` for the pairs present in ``scores``."""
+    pairs = [("masktwins", "noadapt"), ("masktwins", "rmask"), ("oracle", "noadapt")]
+    out = {}
+    for a, b in pairs:
+        if a in scores and b in scores:
+            out[f"{a} - {b}"] = {w: float(scores[a][w][key] - scores[b][w][key]) for w in scores[a] if w in scores[b]}
+    return out
 
 
-def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None) -> dict:
-    """Generate, train every method, predict, score (DA-ISC 2d); the report's ``mito`` section."""
+def print_gains(scores: dict, key: str, unit: str, scale: float) -> None:
+    digits = 1 if scale == 100 else 3
+    for pair, by_weights in gains(scores, key).items():
+        print(f"{pair}: " + ", ".join(f"{scale * d:+.{digits}f} {unit} ({w})" for w, d in by_weights.items()))
+
+
+def _overrides(run_dir: Path, method: str, seed: int, iterations: int | None, data: list[str], snapshot_every: int,
+               init: Path | None = None) -> list[str]:
+    out = [f"method={method}", f"train.out_dir={run_dir}", f"train.seed={seed}", *data]
+    if iterations:
+        out.append(f"optim.iterations={iterations}")
+    if snapshot_every:
+        out.append(f"train.snapshot_every={snapshot_every}")
+    if init is not None:  # warm start: the source phase is done, so the target losses start at once
+        out += [f"train.init={init}", "loss.target_start=0"]
+    return out
+
+
+def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_iterations: int, data: list[str],
+            snapshot_every: int, label: str):
+    """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``."""
     from .config import load_config
+    from .train import train
+
+    run = load_config(config, _overrides(out_dir / "source", "noadapt", seed, iterations, data, snapshot_every))
+    print(f"\n[{label}source] noadapt from scratch: {run.optim.iterations} iterations, crop {list(run.data.crop)}, "
+          f"batch {run.data.batch_size}, widths {list(run.model.widths)}", flush=True)
+    t = time.perf_counter()
+    source = train(run)
+    source_seconds = time.perf_counter() - t
+    yield "source", source, source_seconds, run.optim.iterations
+    for name in methods:
+        run = load_config(config, _overrides(out_dir / name, name, seed, adapt_iterations, data, snapshot_every, init=source))
+        print(f"\n[{label}{name}] from the source model's EMA weights: {run.optim.iterations} iterations", flush=True)
+        t = time.perf_counter()
+        ckpt = train(run)
+        yield name, ckpt, time.perf_counter() - t, run.optim.iterations
+
+
+def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None,
+               adapt_iterations: int = ADAPT_ITERATIONS["mito"], snapshot_every: int = 0) -> dict:
+    """Generate, train the source model and every method from it, predict with both weights,
+    score (DA-ISC 2d); the report's ``mito`` section."""
     from .evaluate.mito import evaluate_mito
     from .evaluate.report import write_mito_report
     from .inference.checkpoint import predict_with_checkpoint
     from .io import open_volume
     from .synth import write_demo_data
-    from .train import train
 
-    base_overrides = [f"train.seed={seed}"] + ([f"optim.iterations={iterations}"] if iterations else [])
     print(f"generating synthetic source and target volumes in {data_dir} ...", flush=True)
     specs = write_demo_data(data_dir, shapes=shapes, seed=seed, overwrite=True)
-    data_overrides = [
+    data = [
         f"data.source.raw={specs['source_train']['raw']}",
         f"data.source.label={specs['source_train']['mito']}",
         f"data.target.raw={specs['target_train']['raw']}",
         f"data.target.label={specs['target_train']['mito']}",
     ]
     test_raw, test_gt = specs["target_test"]["raw"], specs["target_test"]["mito"]
+    gt_vol = open_volume(test_gt)
 
-    scores, seconds, probs_paths = {}, {}, {}
-    for name in methods:
-        run = load_config(config, [f"method={name}", f"train.out_dir={out_dir / name}", *base_overrides, *data_overrides])
-        print(f"\n[{name}] training {run.optim.iterations} iterations, crop {list(run.data.crop)}, batch {run.data.batch_size}, widths {list(run.model.widths)}", flush=True)
-        t = time.perf_counter()
-        ckpt = train(run)
-        seconds[name] = time.perf_counter() - t
-        prob_path = out_dir / name / "prob_target_test.zarr"
-        predict_with_checkpoint(ckpt, test_raw, prob_path, patch_size=(256, 256), overlap=0.25, progress=False,
-                                resample=run.data.resample)
-        result = evaluate_mito(open_volume(str(prob_path)), open_volume(test_gt), mode="2d")
-        write_mito_report(result, out_dir / name / "scores.json", out_dir / name / "scores.csv")
-        scores[name] = {k: float(result[k]) for k in ("iou", "f1", "mcc", "map")}
-        probs_paths[name] = prob_path
-        print(f"[{name}] IoU {100 * scores[name]['iou']:.1f}  ({seconds[name]:.0f} s)", flush=True)
+    scores, seconds, probs_paths, source = {}, {}, {}, {}
+    steps = {}
+    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, ""):
+        steps[name] = its
+        by_weights = {}
+        for w in WEIGHTS:
+            prob_path = ckpt.parent / f"prob_target_test_{w}.zarr"
+            predict_with_checkpoint(ckpt, test_raw, prob_path, patch_size=(256, 256), overlap=0.25, progress=False,
+                                    resample="never", weights=w)
+            result = evaluate_mito(open_volume(str(prob_path)), gt_vol, mode="2d")
+            write_mito_report(result, ckpt.parent / f"scores_{w}.json", ckpt.parent / f"scores_{w}.csv")
+            by_weights[w] = {k: float(result[k]) for k in ("iou", "f1", "mcc", "map")}
+            probs_paths.setdefault(name, prob_path)
+        line = ", ".join(f"{w} IoU {100 * by_weights[w]['iou']:.1f}" for w in WEIGHTS)
+        print(f"[{name}] {line}  ({secs:.0f} s)", flush=True)
+        if name == "source":
+            source = {"scores": by_weights, "train_seconds": secs}
+        else:
+            scores[name], seconds[name] = by_weights, secs
 
-    gt_vol, raw_vol = open_volume(test_gt), open_volume(test_raw)
+    raw_vol = open_volume(test_raw)
     fg = [float(np.asarray(gt_vol[z]).mean()) for z in range(gt_vol.shape[0])]
     z = int(np.argsort(fg)[len(fg) // 2])
-    probs = {name: np.asarray(open_volume(str(p))[0, z], dtype=np.float32) for name, p in probs_paths.items()}
-    save_error_figure(out_dir / "errors.png", np.asarray(raw_vol[z]), np.asarray(gt_vol[z]), probs, scores, z)
+    shown = {name: p for name, p in probs_paths.items() if name != "source"}
+    probs = {name: np.asarray(open_volume(str(p))[0, z], dtype=np.float32) for name, p in shown.items()}
+    save_error_figure(out_dir / "errors.png", np.asarray(raw_vol[z]), np.asarray(gt_vol[z]), probs,
+                      {n: scores[n][WEIGHTS[0]] for n in shown}, z)
     return {
         "protocol": "da-isc-2d",
         "methods": scores,
+        "gains": gains(scores, "iou"),
+        "source": source,
+        "source_iterations": steps.get("source"),
+        "adapt_iterations": adapt_iterations,
         "train_seconds": seconds,
         "config": str(config),
         "seed": seed,
@@ -238,8 +330,10 @@ def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, 
     }
 
 
-def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None) -> dict:
-    """Generate, train, predict, extract points (AdaSyn), score (WASPSYN); the report's ``synapse`` section."""
+def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None,
+                  adapt_iterations: int = ADAPT_ITERATIONS["synapse"], snapshot_every: int = 0) -> dict:
+    """Generate, train the source model and every method from it, predict with both weights,
+    extract points (AdaSyn), score (WASPSYN); the report's ``synapse`` section."""
     from .config import load_config
     from .evaluate.synapse import score_synapses
     from .inference.checkpoint import predict_with_checkpoint
@@ -247,12 +341,10 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
     from .io.points import read_points, write_points_h5
     from .postprocess.synapse import probabilities_to_points
     from .synth import write_synapse_demo_data
-    from .train import train
 
-    base_overrides = [f"train.seed={seed}"] + ([f"optim.iterations={iterations}"] if iterations else [])
     print(f"\ngenerating synthetic synapse source and target volumes in {data_dir} ...", flush=True)
     specs = write_synapse_demo_data(data_dir, shapes=shapes, seed=seed, overwrite=True)
-    data_overrides = [
+    data = [
         f"data.source.raw={specs['source_train']['raw']}",
         f"data.source.points={specs['source_train']['points']}",
         f"data.target.raw={specs['target_train']['raw']}",
@@ -260,31 +352,40 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
     ]
     test_raw, test_points = specs["target_test"]["raw"], specs["target_test"]["points"]
     gt = read_points(test_points)
+    voxel_size = open_volume(test_raw).voxel_size
 
-    scores, seconds = {}, {}
-    for name in methods:
-        run = load_config(config, [f"method={name}", f"train.out_dir={out_dir / name}", *base_overrides, *data_overrides])
-        print(f"\n[synapse {name}] training {run.optim.iterations} iterations, crop {list(run.data.crop)}, batch {run.data.batch_size}, widths {list(run.model.widths)}", flush=True)
-        t = time.perf_counter()
-        ckpt = train(run)
-        seconds[name] = time.perf_counter() - t
-        prob_path = out_dir / name / "prob_target_test.zarr"
-        prob = predict_with_checkpoint(ckpt, test_raw, prob_path, patch_size=tuple(run.data.crop), overlap=0.25, progress=False)
-        points = probabilities_to_points(np.asarray(prob[:]))  # AdaSyn thresholds 0.75 / 0.65
-        write_points_h5(out_dir / name / "points_target_test.h5", points, voxel_size=open_volume(test_raw).voxel_size)
-        result = score_synapses(points, gt)
-        atomic_write_json(out_dir / name / "scores.json", result)
-        scores[name] = {
-            "f1_pre": float(result["f1_pre"]),
-            "f1_post": float(result["f1_post"]),
-            "f1": float(result["f1"]),
-            "n_pre": int(len(points.pre)),
-            "n_post": int(len(points.post)),
-        }
-        print(f"[synapse {name}] F1 {scores[name]['f1']:.3f} (pre {scores[name]['f1_pre']:.3f}, post {scores[name]['f1_post']:.3f})  ({seconds[name]:.0f} s)", flush=True)
+    scores, seconds, source, steps = {}, {}, {}, {}
+    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse "):
+        steps[name] = its
+        crop = tuple(load_config(ckpt.parent / "config.yaml").data.crop)
+        by_weights = {}
+        for w in WEIGHTS:
+            prob = predict_with_checkpoint(ckpt, test_raw, ckpt.parent / f"prob_target_test_{w}.zarr", patch_size=crop,
+                                           overlap=0.25, progress=False, weights=w)
+            points = probabilities_to_points(np.asarray(prob[:]))  # AdaSyn thresholds 0.75 / 0.65
+            write_points_h5(ckpt.parent / f"points_target_test_{w}.h5", points, voxel_size=voxel_size)
+            result = score_synapses(points, gt)
+            atomic_write_json(ckpt.parent / f"scores_{w}.json", result)
+            by_weights[w] = {
+                "f1_pre": float(result["f1_pre"]),
+                "f1_post": float(result["f1_post"]),
+                "f1": float(result["f1"]),
+                "n_pre": int(len(points.pre)),
+                "n_post": int(len(points.post)),
+            }
+        line = ", ".join(f"{w} F1 {by_weights[w]['f1']:.3f} (pre {by_weights[w]['f1_pre']:.3f})" for w in WEIGHTS)
+        print(f"[synapse {name}] {line}  ({secs:.0f} s)", flush=True)
+        if name == "source":
+            source = {"scores": by_weights, "train_seconds": secs}
+        else:
+            scores[name], seconds[name] = by_weights, secs
     return {
         "protocol": "waspsyn",
         "methods": scores,
+        "gains": gains(scores, "f1"),
+        "source": source,
+        "source_iterations": steps.get("source"),
+        "adapt_iterations": adapt_iterations,
         "train_seconds": seconds,
         "config": str(config),
         "seed": seed,

@@ -21,6 +21,7 @@ import torch
 from . import __version__
 from .adapt import distributed
 from .adapt.distributed import DistEnv
+from .adapt.guard import CollapseGuard
 from .adapt.methods import build_method
 from .adapt.schedule import build_optimizer, build_scheduler
 from .adapt.trainer import CHECKPOINT, Trainer
@@ -319,6 +320,16 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
                                   valid=t_valid, min_valid=run.data.min_valid, augmenter=augmenter)
         fill = t_norm.fill_value(run.mask.fill)
     method = build_method(run, model, fill, mask_gen)
+    init_info = None
+    if run.train.init and not resume:  # on resume the weights come from the run's own checkpoint
+        from dataclasses import asdict as _asdict
+
+        from .adapt.warmstart import init_weights
+
+        state_dict, init_info = init_weights(run.train.init, _asdict(run.model), run.train.init_weights)
+        model.load_state_dict(state_dict)
+        if getattr(method, "teacher", None) is not None:
+            method.teacher.reset(model)
     method.set_net(distributed.wrap_ddp(model, env))
     if method.needs_target:
         # mask geometry errors surface now, not after the first step
@@ -370,10 +381,13 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "config": to_yaml(run),
             "version": __version__,
             "commit": git_commit(),
+            "init": init_info,
         },
         progress=run.train.progress,
         amp=run.train.amp,
         env=env,
+        snapshot_every=run.train.snapshot_every,
+        guard=CollapseGuard(run.loss.collapse_ratio) if method.needs_target else None,
     )
     if resume:
         trainer.resume(out_dir / CHECKPOINT)
@@ -386,6 +400,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "torch": torch.__version__,
             "world_size": env.world_size,
             "global_batch": run.data.batch_size * env.world_size,
+            "init": init_info,
         }
         atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     return trainer

@@ -16,7 +16,7 @@ def test_defaults_follow_the_method_presets():
     rm = load_config(None, ["method=rmask"])
     assert rm.mask.kind == "independent"
     no = load_config(None, ["method=noadapt"])
-    assert not no.loss.cl and not no.teacher.ema
+    assert not no.loss.cl and no.teacher.ema  # every method keeps an EMA of its weights (scored with it)
 
 
 def test_ablation_switches_override_the_preset():

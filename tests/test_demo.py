@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from masktwins3d.demo import run_demo
 from masktwins3d.errors import UserError
@@ -16,6 +17,8 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
         synapse_methods=["noadapt", "masktwins"],
         iterations=2,
         synapse_iterations=2,
+        adapt_iterations=2,
+        synapse_adapt_iterations=2,
         tracks=["mito", "synapse"],
         shapes={"source_train": (4, 128, 128), "target_train": (4, 128, 128), "target_test": (2, 128, 128)},
         synapse_shapes={"source_train": (48, 48, 48), "target_train": (48, 48, 48), "target_test": (48, 64, 64)},
@@ -26,9 +29,18 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
     assert set(saved) == {"mito", "synapse", "seconds"}
     assert set(saved["mito"]["methods"]) == {"noadapt", "masktwins"}
     for name in ("noadapt", "masktwins"):
-        s = saved["synapse"]["methods"][name]
-        assert 0.0 <= s["f1"] <= 1.0 and s["f1"] == pytest.approx(0.5 * (s["f1_pre"] + s["f1_post"]))
-        assert (tmp_path / "run" / "synapse" / name / "points_target_test.h5").is_file()
+        for w in ("student", "ema"):  # every run scored with both weights
+            assert set(saved["mito"]["methods"][name][w]) == {"iou", "f1", "mcc", "map"}
+            s = saved["synapse"]["methods"][name][w]
+            assert 0.0 <= s["f1"] <= 1.0 and s["f1"] == pytest.approx(0.5 * (s["f1_pre"] + s["f1_post"]))
+            assert (tmp_path / "run" / "synapse" / name / f"points_target_test_{w}.h5").is_file()
+        # warm-started from the source model, which is scored too
+        init = torch.load(tmp_path / "run" / name / "checkpoint.pt", weights_only=True)["init"]
+        assert init["path"] == str(tmp_path / "run" / "source" / "checkpoint.pt") and init["weights"] == "ema"
+    assert set(saved["mito"]["source"]["scores"]) == {"ema", "student"}
+    assert saved["mito"]["gains"]["masktwins - noadapt"]["ema"] == pytest.approx(
+        saved["mito"]["methods"]["masktwins"]["ema"]["iou"] - saved["mito"]["methods"]["noadapt"]["ema"]["iou"])
+    assert "masktwins - noadapt" in out
     assert report["synapse"]["gt"]["n_pre"] > 0
     assert (tmp_path / "run" / "errors.png").stat().st_size > 1000
 

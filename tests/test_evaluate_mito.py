@@ -433,3 +433,26 @@ def test_report_3d_and_nan(tmp_path):
     write_mito_report(dict(r, map=float("nan")), tmp_path / "n.json")
     text = (tmp_path / "n.json").read_text()
     assert "NaN" not in text and json.loads(text)["map"] is None
+
+
+def test_paired_difference_matches_scipy():
+    import math
+
+    from scipy import stats
+
+    from masktwins3d.evaluate.paired import format_difference, paired_difference
+
+    a, b = [0.80, 0.75, 0.71, 0.78], [0.60, 0.62, 0.65, 0.55]
+    d = paired_difference(a, b)
+    ref = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert d["mean"] == pytest.approx(sum(x - y for x, y in zip(a, b)) / 4)
+    assert (d["low"], d["high"]) == pytest.approx((ref.low, ref.high))
+    assert d["per_seed"] == pytest.approx([0.20, 0.13, 0.06, 0.23]) and d["positive"] == 4
+    # by hand for two seeds: t(0.975, 1) = 12.706; sd of (0.1, 0.3) = 0.1414
+    two = paired_difference([0.5, 0.7], [0.4, 0.4])
+    assert two["high"] - two["mean"] == pytest.approx(12.7062 * 0.141421 / math.sqrt(2), rel=1e-4)
+    one = paired_difference([0.5], [0.4])
+    assert math.isnan(one["low"]) and one["mean"] == pytest.approx(0.1)
+    assert format_difference(d).startswith("+15.5 [")
+    with pytest.raises(ValueError):
+        paired_difference([0.1, 0.2], [0.1])

@@ -46,8 +46,12 @@ def test_pseudo_label_sigmoid_per_channel_thresholds():
     logits = torch.log(p / (1 - p))
     label, conf = pseudo_label(logits, "sigmoid", [0.75, 0.65])
     assert label.flatten().tolist() == [1.0, 1.0]
-    label, _ = pseudo_label(logits, "sigmoid", [0.85, 0.75])
-    assert label.flatten().tolist() == [0.0, 0.0]
+    assert conf.flatten().tolist() == [True, True]
+    # above 0.5 but below delta: labelled positive, yet not confident, so it teaches nothing
+    # (it used to be taught as a negative)
+    label, conf = pseudo_label(logits, "sigmoid", [0.85, 0.75])
+    assert label.flatten().tolist() == [1.0, 1.0]
+    assert conf.flatten().tolist() == [False, False]
 
 
 def test_consistency_loss_weights_views():
@@ -122,3 +126,96 @@ def test_adain_matches_target_statistics():
     out = adain(s, t)
     assert torch.allclose(out.mean(dim=(2, 3)), t.mean(dim=(2, 3)), atol=1e-5)
     assert torch.allclose(out.std(dim=(2, 3), unbiased=False), t.std(dim=(2, 3), unbiased=False), atol=1e-3)
+
+
+def _softmax_logits(p_fg):
+    """2-class logits whose softmax foreground probability is ``p_fg`` (a list), one row of pixels."""
+    p = torch.tensor(p_fg, dtype=torch.float64)
+    return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))]).reshape(1, 2, 1, -1).float()
+
+
+def test_sigmoid_learns_only_where_confident_both_ways():
+    # delta 0.75: p 0.9 positive, 0.2 negative (<= 0.25), 0.6 and 0.3 in between: ignored
+    p = torch.tensor([0.9, 0.2, 0.6, 0.3]).reshape(1, 1, 4)
+    label, conf = pseudo_label(torch.log(p / (1 - p)), "sigmoid", [0.75])
+    assert label.flatten().tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert conf.flatten().tolist() == [True, True, False, False]
+    student = torch.zeros(1, 1, 4)  # BCE ln 2 everywhere
+    for weighting in ("quality", "per_voxel"):  # the same for the sigmoid head
+        assert weighted_ce(student, label, conf, "sigmoid", weighting).item() == pytest.approx(2 * math.log(2) / 4)
+    # pos_weight 30 on the one confident positive: (30 ln2 + ln2) / 4
+    assert weighted_ce(student, label, conf, "sigmoid", "per_voxel", [30.0]).item() == pytest.approx(31 * math.log(2) / 4)
+
+
+def test_class_balanced_thresholds_by_hand():
+    from masktwins3d.adapt.losses import class_balanced_thresholds
+
+    # background confidences 0.99 x4 -> tau 0.7 (delta caps it); foreground 0.55, 0.6, 0.65, 0.9:
+    # median (portion 0.5) = 0.625 < 0.7
+    conf = torch.tensor([0.99, 0.99, 0.99, 0.99, 0.55, 0.6, 0.65, 0.9])
+    label = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    taus = class_balanced_thresholds(conf, label, 3, 0.7, 0.5)
+    assert taus.tolist() == pytest.approx([0.7, 0.625, 0.7])  # class 2 is absent: delta
+    # through pseudo_label: foreground 0.65 and 0.9 pass, 0.55 and 0.6 do not; fixed: only 0.9
+    logits = _softmax_logits([0.01, 0.01, 0.01, 0.01, 0.55, 0.6, 0.65, 0.9])
+    label, confident = pseudo_label(logits, "softmax", 0.7, "class_balanced", 0.5)
+    assert label.flatten().tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert confident.flatten().tolist() == [True] * 4 + [False, False, True, True]
+    _, fixed = pseudo_label(logits, "softmax", 0.7)
+    assert fixed.flatten().tolist() == [True] * 4 + [False, False, False, True]
+
+
+def test_class_balanced_sigmoid_positive_side_only():
+    p = torch.tensor([0.55, 0.6, 0.7, 0.9, 0.1, 0.4]).reshape(1, 1, 6)
+    label, conf = pseudo_label(torch.log(p / (1 - p)), "sigmoid", [0.75], "class_balanced", 0.5)
+    # positives (p >= 0.5): 0.55 0.6 0.7 0.9, median 0.65 -> tau_pos 0.65; negative side stays 0.25
+    assert conf.flatten().tolist() == [False, False, True, True, True, False]
+
+
+def test_class_quality_weighting_by_hand():
+    from masktwins3d.adapt.losses import class_quality
+
+    label = torch.tensor([[[0, 0, 0, 1, 1]]])
+    confident = torch.tensor([[[True, True, True, True, False]]])
+    assert class_quality(label, confident, 2).tolist() == pytest.approx([1.0, 0.5])
+    student = torch.zeros(1, 2, 1, 5)  # CE ln 2 everywhere
+    # class_quality: mean of q_label * CE = (3 * 1 + 2 * 0.5) ln2 / 5; quality: ln2 * 4/5
+    assert weighted_ce(student, label, confident, "softmax", "class_quality").item() == pytest.approx(4 * math.log(2) / 5)
+    assert weighted_ce(student, label, confident, "softmax", "quality").item() == pytest.approx(math.log(2) * 0.8)
+    # a unsure foreground is no longer taught with the background's quality
+    label = torch.tensor([[[0, 0, 0, 1]]])
+    confident = torch.tensor([[[True, True, True, False]]])
+    w = weighted_ce(torch.zeros(1, 2, 1, 4), label, confident, "softmax", "class_quality").item()
+    assert w == pytest.approx(3 * math.log(2) / 4)
+
+
+def test_foreground_fraction():
+    from masktwins3d.adapt.losses import foreground_fraction
+
+    assert foreground_fraction(_softmax_logits([0.9, 0.2, 0.6, 0.1]), "softmax").item() == pytest.approx(0.5)
+    assert foreground_fraction(torch.tensor([[[1.0, -1.0, -2.0, 0.5]]]), "sigmoid").item() == pytest.approx(0.5)
+
+
+def test_collapse_warning_and_guard():
+    from masktwins3d.adapt.guard import CollapseGuard, collapse_warning
+
+    assert collapse_warning(0.02, 0.05, 0.25) is None
+    msg = collapse_warning(0.01, 0.05, 0.25, step=300)
+    assert msg.startswith("warning:") and "1.00 %" in msg and "5.00 %" in msg and "300" in msg
+    assert collapse_warning(0.0, 0.05, 0.0) is None  # ratio 0: off
+    guard = CollapseGuard(ratio=0.25, momentum=0.5, patience=2)
+    logs = [{"pl_foreground": 0.05, "source_foreground": 0.05}] * 3 + [{"pl_foreground": 0.0, "source_foreground": 0.05}] * 4
+    out = [guard.update(line, step) for step, line in enumerate(logs)]
+    # healthy, then the running mean 0.05 -> 0.025 -> 0.0125 (< 0.0125? no) -> 0.00625: warns once
+    assert out[:5] == [None] * 5 and out[5] is not None and out[6] is None
+    assert guard.update({"loss": 1.0}) is None  # lines without the fractions are ignored
+
+
+def test_teacher_reset_copies_student():
+    student = nn.Linear(2, 2)
+    t = EMATeacher(student)
+    with torch.no_grad():
+        student.weight.add_(1.0)
+    assert not torch.equal(t.model.weight, student.weight)
+    t.reset(student)
+    assert torch.equal(t.model.weight, student.weight) and torch.equal(t.model.bias, student.bias)

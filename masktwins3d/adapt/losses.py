@@ -21,11 +21,26 @@ class Head(str, Enum):
 class Weighting(str, Enum):
     QUALITY = "quality"  # DACS: one scalar per batch, fraction of confident voxels
     PER_VOXEL = "per_voxel"  # ignore voxels below the threshold
+    CLASS_QUALITY = "class_quality"  # each voxel weighted by the confident fraction of its pseudo-class
+
+
+class ThresholdRule(str, Enum):
+    FIXED = "fixed"  # one confidence threshold delta for every class
+    CLASS_BALANCED = "class_balanced"  # CBST: per class min(delta, quantile of its confidences)
 
 
 class CMSpace(str, Enum):
     LOGITS = "logits"  # official code: mse_loss(logits1, logits2)
     PROBS = "probs"  # as the paper writes it
+
+
+def foreground_fraction(logits: torch.Tensor, head: Head) -> torch.Tensor:
+    """Fraction of voxels predicted foreground (softmax: argmax > 0; sigmoid: p >= 0.5, all
+    channels), a detached 0-d tensor: a label-free sign of how much a network finds."""
+    with torch.no_grad():
+        if Head(head) is Head.SOFTMAX:
+            return (logits.argmax(dim=1) > 0).float().mean()
+        return (logits >= 0).float().mean()
 
 
 def small_tensor(values, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -58,48 +73,134 @@ def _pos_weight(pos_weight: Sequence[float] | None, logits: torch.Tensor) -> tor
     return weight.reshape(1, -1, *([1] * (logits.ndim - 2))) if len(pos_weight) > 1 else weight.reshape(())
 
 
+def class_balanced_thresholds(
+    confidence: torch.Tensor, label: torch.Tensor, n_classes: int, delta: float, portion: float
+) -> torch.Tensor:
+    """CBST-style per-class thresholds (Zou et al. 2018): ``tau_c = min(delta, q_c)``, where
+    ``q_c`` is the ``1 - portion`` quantile of ``confidence`` over the voxels pseudo-labelled
+    ``c``; a class with no voxel keeps ``delta``. A class the teacher is unsure of (a rare
+    foreground) thus still has its most confident ``portion`` of voxels taught, instead of none.
+
+    Args:
+        confidence: teacher confidence of each voxel's label (max softmax probability).
+        label: pseudo-label of each voxel, ints in ``[0, n_classes)``, same shape.
+        n_classes: number of classes.
+        delta: the fixed threshold (upper bound of every ``tau_c``).
+        portion: fraction in (0, 1] of each class's voxels that passes (at least).
+
+    Returns:
+        ``(n_classes,)`` float thresholds.
+    """
+    taus = []
+    conf, lab = confidence.reshape(-1).float(), label.reshape(-1)
+    for c in range(n_classes):
+        values = conf[lab == c]
+        if values.numel() == 0:
+            taus.append(torch.tensor(float(delta), device=conf.device))
+        else:
+            taus.append(torch.clamp(torch.quantile(values, 1.0 - float(portion)), max=float(delta)))
+    return torch.stack(taus)
+
+
 def pseudo_label(
-    teacher_logits: torch.Tensor, head: Head, threshold: float | Sequence[float]
+    teacher_logits: torch.Tensor,
+    head: Head,
+    threshold: float | Sequence[float],
+    rule: ThresholdRule = ThresholdRule.FIXED,
+    portion: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard pseudo-label and a confidence mask from teacher logits.
 
-    Softmax: label ``argmax``, confident where ``max prob >= threshold``.
-    Sigmoid: label ``p_c >= delta_c`` per channel, confident where ``max(p, 1 - p) >= delta_c``.
+    Softmax: label ``argmax``, confident where ``max prob >= tau[label]``, ``tau`` = delta
+    (``fixed``) or :func:`class_balanced_thresholds` (``class_balanced``).
+    Sigmoid, per channel ``c``: label ``p_c >= 0.5``; confident where ``p_c >= tau_c`` (positive)
+    or ``p_c <= 1 - delta_c`` (negative), so voxels in between teach nothing; ``tau_c`` is
+    ``delta_c`` (``fixed``) or ``min(delta_c, 1 - portion quantile of the p_c >= 0.5 voxels)``
+    (``class_balanced``, positives only: background is never short of confident voxels).
 
     Returns:
         ``(label, confident)``: label ``(B, *S)`` int64 (softmax) or float like logits (sigmoid);
         confident is a bool tensor of the label's shape.
     """
+    rule = ThresholdRule(rule)
     with torch.no_grad():
         if Head(head) is Head.SOFTMAX:
             prob = torch.softmax(teacher_logits.float(), dim=1)
             maxprob, label = prob.max(dim=1)
-            return label, maxprob >= float(threshold)
+            delta = float(threshold if not isinstance(threshold, (list, tuple)) else threshold[0])
+            if rule is ThresholdRule.FIXED:
+                return label, maxprob >= delta
+            taus = class_balanced_thresholds(maxprob, label, prob.shape[1], delta, portion)
+            return label, maxprob >= taus[label]
         prob = torch.sigmoid(teacher_logits.float())
-        delta = small_tensor(threshold, prob.dtype, prob.device)
-        delta = delta.reshape(1, -1, *([1] * (prob.ndim - 2))) if delta.ndim else delta
-        label = (prob >= delta).float()
-        return label, torch.maximum(prob, 1 - prob) >= delta
+        n = prob.shape[1]
+        deltas = [float(threshold)] * n if not isinstance(threshold, (list, tuple)) else (
+            [float(t) for t in threshold] if len(threshold) == n else [float(threshold[0])] * n)
+        pos = []
+        for c in range(n):
+            if rule is ThresholdRule.FIXED:
+                pos.append(deltas[c])
+            else:
+                pc = prob[:, c]
+                cand = pc[pc >= 0.5]
+                pos.append(deltas[c] if cand.numel() == 0 else min(deltas[c], float(torch.quantile(cand, 1.0 - float(portion)))))
+        shape = (1, n, *([1] * (prob.ndim - 2)))
+        tau_pos = small_tensor(pos, prob.dtype, prob.device).reshape(shape)
+        tau_neg = small_tensor([1.0 - d for d in deltas], prob.dtype, prob.device).reshape(shape)
+        label = (prob >= 0.5).float()
+        return label, (prob >= tau_pos) | (prob <= tau_neg)
 
 
-def _per_voxel_ce(logits: torch.Tensor, label: torch.Tensor, head: Head) -> torch.Tensor:
+def _per_voxel_ce(logits: torch.Tensor, label: torch.Tensor, head: Head, pos_weight: Sequence[float] | None = None) -> torch.Tensor:
     if Head(head) is Head.SOFTMAX:
         return F.cross_entropy(logits, label, reduction="none")
-    return F.binary_cross_entropy_with_logits(logits, label, reduction="none")
+    return F.binary_cross_entropy_with_logits(logits, label, reduction="none", pos_weight=_pos_weight(pos_weight, logits))
+
+
+def class_quality(label: torch.Tensor, confident: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per-class quality ``q_c = mean(confident | label == c)`` (0 for an absent class), ``(n_classes,)``."""
+    lab, conf = label.reshape(-1).long(), confident.reshape(-1).float()
+    count = torch.bincount(lab, minlength=n_classes).float()
+    hits = torch.bincount(lab, weights=conf, minlength=n_classes)
+    return torch.where(count > 0, hits / count.clamp(min=1.0), torch.zeros_like(count))
 
 
 def weighted_ce(
-    logits: torch.Tensor, label: torch.Tensor, confident: torch.Tensor, head: Head, weighting: Weighting
+    logits: torch.Tensor,
+    label: torch.Tensor,
+    confident: torch.Tensor,
+    head: Head,
+    weighting: Weighting,
+    pos_weight: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Cross-entropy against a hard pseudo-label.
 
-    ``quality``: mean CE times ``q = mean(confident)`` (one scalar per batch, DACS).
-    ``per_voxel``: CE averaged over all voxels with unconfident voxels contributing 0.
+    Softmax head:
+    ``quality``: mean CE times ``q = mean(confident)`` (one scalar per batch, DACS);
+    ``per_voxel``: CE averaged over all voxels with unconfident voxels contributing 0;
+    ``class_quality``: mean of ``q_label * CE`` with the per-class quality of :func:`class_quality`
+    (a confident background no longer lends its weight to an unsure foreground).
+    Sigmoid head: unconfident voxels always contribute 0 (``quality`` and ``per_voxel`` are the
+    same); ``class_quality`` also weights each voxel by the quality of its channel's class
+    (positive or negative). ``pos_weight``: BCE weight of the positive voxels (sigmoid only), as
+    in ``L_sup``.
     """
-    ce = _per_voxel_ce(logits, label, head)
+    ce = _per_voxel_ce(logits, label, head, pos_weight)
     conf = confident.float()
-    if Weighting(weighting) is Weighting.QUALITY:
-        return ce.mean() * conf.mean()
+    weighting = Weighting(weighting)
+    if Head(head) is Head.SOFTMAX:
+        if weighting is Weighting.QUALITY:
+            return ce.mean() * conf.mean()
+        if weighting is Weighting.PER_VOXEL:
+            return (ce * conf).mean()
+        q = class_quality(label, confident, logits.shape[1])
+        return (ce * q[label]).mean()
+    if weighting is Weighting.CLASS_QUALITY:
+        weights = torch.zeros_like(conf)
+        for c in range(logits.shape[1]):
+            q = class_quality(label[:, c], confident[:, c], 2)
+            weights[:, c] = q[label[:, c].long()]
+        conf = conf * weights
     return (ce * conf).mean()
 
 
@@ -110,9 +211,10 @@ def consistency_loss(
     head: Head,
     weighting: Weighting,
     view_weights: Sequence[float],
+    pos_weight: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """``L_cl = sum_k w_k CE(p_k, y_hat)``; MaskTwins uses ``w = (lambda, 1 - lambda)``, K views ``1/K``."""
-    return sum(w * weighted_ce(lg, label, confident, head, weighting) for w, lg in zip(view_weights, view_logits))
+    return sum(w * weighted_ce(lg, label, confident, head, weighting, pos_weight) for w, lg in zip(view_weights, view_logits))
 
 
 def cross_mask_loss(view_logits: Sequence[torch.Tensor], space: CMSpace, head: Head) -> torch.Tensor:

@@ -13,15 +13,17 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .losses import Head, consistency_loss, cross_mask_loss, pseudo_label, supervised_loss
+from .losses import Head, consistency_loss, cross_mask_loss, foreground_fraction, pseudo_label, supervised_loss
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
 # Method presets: the values that ``null`` config switches take for each method. ``adain=None``:
 # the model's own default (``adain_default``: on for resunet3d, off for unet2d).
+# Every method keeps an EMA of its weights (``teacher.ema``): supervised ones only to be scored
+# with it (the weight average alone is worth several IoU points), the others also as teacher.
 PRESETS: dict[str, dict] = {
-    "noadapt": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
-    "oracle": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=False, adain=False),
+    "noadapt": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=True, adain=False),
+    "oracle": dict(cl=False, cm=False, kind="none", ratio=0.5, ema=True, adain=False),
     "mic": dict(cl=True, cm=False, kind="single", ratio=0.7, ema=True, adain=None),
     "rmask": dict(cl=True, cm=True, kind="independent", ratio=0.5, ema=True, adain=None),
     "masktwins": dict(cl=True, cm=True, kind="complementary", ratio=0.5, ema=True, adain=None),
@@ -45,10 +47,13 @@ def apply_preset(run):
     def pick(value, default):
         return default if value is None else value
 
+    cm_space = run.loss.cm_space or ("probs" if run.model.head == "sigmoid" else "logits")
+    cl_pos_weight = run.loss.pos_weight if run.loss.cl_pos_weight is None else run.loss.cl_pos_weight
     return dataclasses.replace(
         run,
         mask=dataclasses.replace(run.mask, kind=pick(run.mask.kind, p["kind"]), ratio=pick(run.mask.ratio, p["ratio"])),
-        loss=dataclasses.replace(run.loss, cl=pick(run.loss.cl, p["cl"]), cm=pick(run.loss.cm, p["cm"])),
+        loss=dataclasses.replace(run.loss, cl=pick(run.loss.cl, p["cl"]), cm=pick(run.loss.cm, p["cm"]), cm_space=cm_space,
+                                 cl_pos_weight=list(cl_pos_weight)),
         teacher=dataclasses.replace(run.teacher, ema=pick(run.teacher.ema, p["ema"])),
         model=dataclasses.replace(run.model, adain=pick(run.model.adain, adain)),
     )
@@ -82,20 +87,25 @@ class Supervised(StudentMethod):
         model: the network.
         head: softmax or sigmoid.
         pos_weight: sigmoid head: BCE weight of positive voxels per channel (None: plain BCE).
+        ema: keep an EMA of the weights (``teacher``), only to be scored with.
+        alpha_max / mode: of the EMA (see :class:`~.teacher.EMATeacher`).
     """
 
     needs_target = False
 
-    def __init__(self, model: nn.Module, head: Head, pos_weight=None):
+    def __init__(self, model: nn.Module, head: Head, pos_weight=None, ema: bool = True, alpha_max: float = 0.999, mode: str = "ours"):
         super().__init__()
         self.model, self.head, self.pos_weight = model, Head(head), pos_weight
+        self.teacher = EMATeacher(model, alpha_max, mode) if ema else None
 
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         l_sup = supervised_loss(self.net(batch["source_image"]), batch["source_label"], self.head, self.pos_weight)
-        return l_sup, {"loss": l_sup.detach(), "l_sup": l_sup.detach()}
+        fg = (batch["source_label"] > 0).float().mean()
+        return l_sup, {"loss": l_sup.detach(), "l_sup": l_sup.detach(), "source_foreground": fg}
 
     def after_step(self, step: int) -> None:
-        """Nothing to update."""
+        if self.teacher is not None:
+            self.teacher.update(self.model, step)
 
 
 class MaskedConsistency(StudentMethod):
@@ -124,6 +134,11 @@ class MaskedConsistency(StudentMethod):
         threshold = list(run.loss.threshold)
         self.threshold = threshold[0] if self.head is Head.SOFTMAX or len(threshold) == 1 else threshold
         self.adain = bool(run.model.adain)
+        self.restart = bool(run.teacher.restart) and run.loss.target_start > 0
+
+    def ema_step(self, step: int) -> int:
+        """The teacher's EMA step: counted from ``target_start`` when ``teacher.restart`` re-copies it there."""
+        return step - self.lcfg.target_start if self.restart and step >= self.lcfg.target_start else step
 
     def view_weights(self, n_views: int) -> list[float]:
         if n_views == 2:
@@ -140,24 +155,31 @@ class MaskedConsistency(StudentMethod):
         logits_s = self.net(xs, style=xt) if self.adain else self.net(xs)
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
         total, logs = l_sup, {"l_sup": l_sup.detach()}
+        logs["source_foreground"] = (ys > 0).float().mean()
         if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
+            if self.teacher is not None and self.restart and step == self.lcfg.target_start:
+                self.teacher.reset(self.model)  # pseudo-labels from the student as it is now, not from the
+                # average of its source-only iterates
             if self.teacher is not None:
                 t_logits = self.teacher(xt)
             else:
                 with torch.no_grad():
                     t_logits = self.model(xt)
-            label, confident = pseudo_label(t_logits, self.head, self.threshold)
+            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion)
             masks = draw_masks(
                 self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
                 self.generator, self.mask.views, xt.device,
             )
             view_logits = self._predict_views([apply_mask(xt, m, self.fill) for m in masks])
             logs["quality"] = confident.float().mean()
-            # label-free health check: a collapse of self-training shows as this falling towards 0
+            # label-free health check: a collapse of self-training shows as these falling towards 0,
+            # far below source_foreground (the guard in the trainer warns)
             logs["pl_foreground"] = (label > 0).float().mean()
+            logs["pred_foreground"] = sum(foreground_fraction(v, self.head) for v in view_logits) / len(view_logits)
             if self.lcfg.cl:
                 l_cl = consistency_loss(
-                    view_logits, label, confident, self.head, self.lcfg.weighting, self.view_weights(len(view_logits))
+                    view_logits, label, confident, self.head, self.lcfg.weighting, self.view_weights(len(view_logits)),
+                    self.lcfg.cl_pos_weight if self.head is Head.SIGMOID else None,
                 )
                 total = total + l_cl
                 logs["l_cl"] = l_cl.detach()
@@ -170,11 +192,11 @@ class MaskedConsistency(StudentMethod):
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
-            self.teacher.update(self.model, step)
+            self.teacher.update(self.model, self.ema_step(step))
 
 
 def build_method(run, model: nn.Module, fill: float, generator: torch.Generator) -> nn.Module:
     """The method object for ``run.method`` (supervised or masked consistency)."""
     if run.method in SUPERVISED:
-        return Supervised(model, run.model.head, list(run.loss.pos_weight))
+        return Supervised(model, run.model.head, list(run.loss.pos_weight), bool(run.teacher.ema), run.teacher.alpha_max, run.teacher.mode)
     return MaskedConsistency(model, run, fill, generator)

@@ -48,7 +48,16 @@ class EMATeacher(nn.Module):
         self.mode = TeacherMode(mode)
 
     def update(self, student: nn.Module, step: int) -> None:
+        """One EMA step; ``step`` counts from the last copy (0: the teacher becomes the student)."""
         ema_update(self.model, student, ema_alpha(step, self.alpha_max), self.mode is TeacherMode.OURS)
+
+    @torch.no_grad()
+    def reset(self, student: nn.Module) -> None:
+        """Copy the student's parameters and buffers (a fresh start of the average)."""
+        for t, s in zip(self.model.parameters(), student.parameters()):
+            t.copy_(s.detach())
+        for t, s in zip(self.model.buffers(), student.buffers()):
+            t.copy_(s)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

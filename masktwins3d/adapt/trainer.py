@@ -20,8 +20,15 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import UserError
 from .distributed import DistEnv, all_gather_objects, barrier, mean_logs, sync_buffers
+from .guard import CollapseGuard
 
 CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_name(step: int) -> str:
+    """File name of the weights kept at ``step`` (``train.snapshot_every``)."""
+    return f"step_{step:06d}.pt"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -96,6 +103,9 @@ class Trainer:
         env: this process's place in a torchrun run (default: a single process). Rank 0 writes
             the checkpoint (with every rank's RNG state), ``log.jsonl`` (rank means) and
             TensorBoard; the other ranks wait at a barrier after each checkpoint.
+        snapshot_every: also keep model and EMA weights every this many iterations in
+            ``snapshots/step_NNNNNN.pt`` (0: none), for learning curves scored after training.
+        guard: the collapse guard fed with each log line (None: none).
     """
 
     def __init__(
@@ -114,7 +124,10 @@ class Trainer:
         progress: bool = True,
         amp: bool = False,
         env: DistEnv | None = None,
+        snapshot_every: int = 0,
+        guard: CollapseGuard | None = None,
     ):
+        self.snapshot_every, self.guard = snapshot_every, guard
         self.method, self.optimizer, self.scheduler = method, optimizer, scheduler
         self.amp, self.env = amp, env or DistEnv()
         self.next_batch, self.out_dir, self.iterations = next_batch, Path(out_dir), iterations
@@ -143,6 +156,19 @@ class Trainer:
         if len(rng_ranks) > 1:
             state["rng_ranks"] = rng_ranks
         return state
+
+    def save_snapshot(self) -> Path | None:
+        """Keep the model and EMA weights of this step (rank 0): a loadable checkpoint without
+        optimiser or random state, for learning curves."""
+        if not self.env.is_main:
+            return None
+        teacher = getattr(self.method, "teacher", None)
+        state = {**self.extra, "step": self.step, "model": self.model.state_dict(),
+                 "teacher": None if teacher is None else teacher.model.state_dict()}
+        path = self.out_dir / SNAPSHOTS / snapshot_name(self.step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, state)
+        return path
 
     def save(self) -> Path:
         """Write ``checkpoint.pt`` (rank 0); with several ranks a collective call on all of them."""
@@ -207,6 +233,11 @@ class Trainer:
                 bar.update(1)
                 if self.step % self.log_every == 0 or self.step == self.iterations:
                     logs = {"step": self.step, **mean_logs(logs, self.env), "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+                    warning = self.guard.update(logs, self.step) if self.guard is not None else None
+                    if warning:
+                        logs["collapse_warning"] = 1
+                        if main:
+                            tqdm.write(warning)
                     if main:
                         log.write(json.dumps(logs) + "\n")
                         log.flush()
@@ -214,6 +245,8 @@ class Trainer:
                             if key != "step":
                                 writer.add_scalar(f"train/{key}", value, self.step)
                     bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                if self.snapshot_every and self.step % self.snapshot_every == 0:
+                    self.save_snapshot()
                 if self.step % self.checkpoint_every == 0 and self.step < self.iterations:
                     self.save()
         except KeyboardInterrupt:

@@ -75,32 +75,34 @@ class CheckpointModel:
     Args:
         path: the ``checkpoint.pt`` file.
         sha256: hex digest of its bytes (recorded in the manifest; a changed file is refused).
+        weights: ``student`` (the last iterate, default) or ``ema`` (the EMA of the weights).
     """
 
     path: str
     sha256: str
+    weights: str = "student"
 
     @classmethod
-    def of(cls, path: str | Path) -> CheckpointModel:
+    def of(cls, path: str | Path, weights: str = "student") -> CheckpointModel:
         """The checkpoint at ``path`` with its digest; a :class:`UserError` if it is missing."""
         if not Path(path).is_file():
             raise UserError(f"checkpoint {path} does not exist; pass the checkpoint.pt of a training run")
-        return cls(str(Path(path).resolve()), file_sha256(path))
+        return cls(str(Path(path).resolve()), file_sha256(path), weights)
 
     def load(self, device: str | torch.device = "cpu") -> torch.nn.Module:
-        key = (self.path, self.sha256, str(device))
+        key = (self.path, self.sha256, self.weights, str(device))
         if key not in _MODELS:
             from .checkpoint import model_from_checkpoint
 
             if file_sha256(self.path) != self.sha256:
                 raise UserError(f"checkpoint {self.path} changed while predicting; rerun with the checkpoint you want")
             _MODELS.clear()  # one model per process
-            _MODELS[key] = model_from_checkpoint(self.path).to(device).eval()
+            _MODELS[key] = model_from_checkpoint(self.path, self.weights).to(device).eval()
         return _MODELS[key]
 
     @property
     def identity(self) -> str:
-        return f"sha256:{self.sha256}"
+        return f"sha256:{self.sha256}" + ("" if self.weights == "student" else f":{self.weights}")
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,27 @@ DEFAULT_PATCH = {2: (256, 256), 3: (64, 64, 64)}
 """Window used when no patch size is given, by the model's number of spatial axes."""
 
 
-def model_from_checkpoint(path: str | Path) -> torch.nn.Module:
-    """The student network of a checkpoint, in eval mode (weights loaded with weights_only=True)."""
+WEIGHTS = ("student", "ema")
+"""Which weights of a checkpoint predict: the last student iterate, or the EMA of the weights."""
+
+
+def model_from_checkpoint(path: str | Path, weights: str = "student") -> torch.nn.Module:
+    """The network of a checkpoint, in eval mode (weights loaded with weights_only=True).
+
+    Args:
+        path: ``checkpoint.pt`` (or a snapshot) of a training run.
+        weights: ``student`` (the last iterate, default) or ``ema`` (the EMA of the weights,
+            which every method keeps unless trained with ``teacher.ema=false``).
+    """
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
     state = load_checkpoint(path)
+    if weights == "ema" and state.get("teacher") is None:
+        raise UserError(f"{path} holds no EMA weights (trained with teacher.ema=false or by an older version); pass --weights student")
     cfg = ModelConfig(**state["model_config"])
     model = build_model(cfg)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["teacher"] if weights == "ema" else state["model"])
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not fit model {cfg.name} {cfg.widths} ({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version") from None
     model.head_kind = cfg.head
@@ -71,6 +85,7 @@ def predict_with_checkpoint(
     resume: bool = False,
     resample: str = "auto",
     on_block: Callable[[int, int], None] | None = None,
+    weights: str = "student",
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
 
@@ -102,6 +117,8 @@ def predict_with_checkpoint(
         resample: auto (default) | never; see above.
         on_block: progress callback ``(done, total)`` of the blocks; raising in it stops the run
             (see :func:`~.blockwise.predict_blockwise`).
+        weights: student (default) | ema: which weights of the checkpoint predict (see
+            :func:`model_from_checkpoint`).
     """
     from .blockwise import CheckpointModel, predict_blockwise
 
@@ -111,7 +128,9 @@ def predict_with_checkpoint(
     if out.exists() and not (overwrite or resume):
         raise UserError(f"{output} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
     parse_scheduler(scheduler)
-    ref = CheckpointModel.of(checkpoint)
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
+    ref = CheckpointModel.of(checkpoint, weights)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = ref.load(device)

@@ -115,13 +115,15 @@ class PredictWidget(WorkerWidget):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.resample = ComboBox(label="resample", choices=["auto", "never"], value="auto",
                                  tooltip="auto: a 2D model predicts at the voxel size it was trained at (zoom in-plane and back) when the layer's differs by more than 5 %")
+        self.weights = ComboBox(label="weights", choices=["student", "ema"], value="student",
+                                tooltip="student: the last iterate; ema: the running average of the weights that every training run keeps")
         self.output = FileEdit(label="output", mode="d", value="", tooltip="probability zarr to write (empty: a temporary folder)")
         self.overwrite = CheckBox(text="overwrite output", value=False)
         self.run = PushButton(text="Run")
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="blocks", value=0, min=0, max=1)
         self.status = Label(value="")
-        super().__init__(napari_viewer, widgets=[self.image, self.checkpoint, self.patch, self.overlap, self.device, self.resample, self.output,
+        super().__init__(napari_viewer, widgets=[self.image, self.checkpoint, self.weights, self.patch, self.overlap, self.device, self.resample, self.output,
                                                  self.overwrite, self.run, self.cancel, self.progress, self.status])
         self.block_shape = None  # engine default; tests and power users may set (Z, Y, X)
         self._stop = threading.Event()
@@ -178,7 +180,7 @@ class PredictWidget(WorkerWidget):
 
                 if not torch.cuda.is_available():
                     raise UserError("device cuda: torch sees no CUDA GPU on this machine; pick device auto or cpu")
-            model = CheckpointModel.of(ckpt).load("cpu")  # a UserError for anything that is not a checkpoint
+            model = CheckpointModel.of(ckpt, str(self.weights.value)).load("cpu")  # a UserError for anything that is not a checkpoint
             dims = getattr(model, "spatial_dims", 2)
             check_image(layer, dims)
             patch = parse_patch(self.patch.value, dims)
@@ -193,7 +195,7 @@ class PredictWidget(WorkerWidget):
         self._stop.clear()
         flat = full_data(layer).ndim == 2
         overlap, device, overwrite = float(self.overlap.value), str(self.device.value), bool(self.overwrite.value)
-        resample = str(self.resample.value)
+        resample, weights = str(self.resample.value), str(self.weights.value)
 
         def on_block(done: int, total: int) -> None:
             self._progress(done, total)
@@ -203,7 +205,7 @@ class PredictWidget(WorkerWidget):
         def work() -> Volume:
             return predict_with_checkpoint(
                 ckpt, volume, out, patch_size=patch, overlap=overlap, device=device, overwrite=overwrite,
-                progress=False, block_shape=self.block_shape, resample=resample, on_block=on_block,
+                progress=False, block_shape=self.block_shape, resample=resample, on_block=on_block, weights=weights,
             )
 
         def done(_result) -> None:
@@ -212,7 +214,7 @@ class PredictWidget(WorkerWidget):
             if flat:
                 data = data[..., 0, :, :]
                 kwargs.update(scale=kwargs["scale"][:-3] + kwargs["scale"][-2:], translate=kwargs["translate"][:-3] + kwargs["translate"][-2:])
-            kwargs["metadata"]["masktwins3d"].update(checkpoint=str(ckpt), source=layer.name)
+            kwargs["metadata"]["masktwins3d"].update(checkpoint=str(ckpt), weights=weights, source=layer.name)
             if tmp is not None:
                 kwargs["metadata"]["masktwins3d"]["temporary"] = str(tmp)
             self.viewer.add_image(data, **kwargs)
