@@ -268,6 +268,14 @@ def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_i
         yield name, ckpt, time.perf_counter() - t, run.optim.iterations
 
 
+def _file(name: str, by_weights: dict, secs: float, source: dict, scores: dict, seconds: dict) -> None:
+    """Put one run's scores where the report wants them: the source model apart, the methods by name."""
+    if name == "source":
+        source.update(scores=by_weights, train_seconds=secs)
+    else:
+        scores[name], seconds[name] = by_weights, secs
+
+
 def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None,
                adapt_iterations: int = ADAPT_ITERATIONS["mito"], snapshot_every: int = 0) -> dict:
     """Generate, train the source model and every method from it, predict with both weights,
@@ -304,10 +312,7 @@ def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, 
             probs_paths.setdefault(name, prob_path)
         line = ", ".join(f"{w} IoU {100 * by_weights[w]['iou']:.1f}" for w in WEIGHTS)
         print(f"[{name}] {line}  ({secs:.0f} s)", flush=True)
-        if name == "source":
-            source = {"scores": by_weights, "train_seconds": secs}
-        else:
-            scores[name], seconds[name] = by_weights, secs
+        _file(name, by_weights, secs, source, scores, seconds)
 
     raw_vol = open_volume(test_raw)
     fg = [float(np.asarray(gt_vol[z]).mean()) for z in range(gt_vol.shape[0])]
@@ -375,10 +380,7 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
             }
         line = ", ".join(f"{w} F1 {by_weights[w]['f1']:.3f} (pre {by_weights[w]['f1_pre']:.3f})" for w in WEIGHTS)
         print(f"[synapse {name}] {line}  ({secs:.0f} s)", flush=True)
-        if name == "source":
-            source = {"scores": by_weights, "train_seconds": secs}
-        else:
-            scores[name], seconds[name] = by_weights, secs
+        _file(name, by_weights, secs, source, scores, seconds)
     return {
         "protocol": "waspsyn",
         "methods": scores,

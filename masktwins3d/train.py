@@ -322,11 +322,11 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     method = build_method(run, model, fill, mask_gen)
     init_info = None
     if run.train.init and not resume:  # on resume the weights come from the run's own checkpoint
-        from dataclasses import asdict as _asdict
+        from dataclasses import asdict
 
         from .adapt.warmstart import init_weights
 
-        state_dict, init_info = init_weights(run.train.init, _asdict(run.model), run.train.init_weights)
+        state_dict, init_info = init_weights(run.train.init, asdict(run.model), run.train.init_weights)
         model.load_state_dict(state_dict)
         if getattr(method, "teacher", None) is not None:
             method.teacher.reset(model)
