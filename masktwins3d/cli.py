@@ -36,6 +36,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tracks=args.tracks,
         synapse_config=args.synapse_config,
         synapse_iterations=args.synapse_iterations,
+        adapt_iterations=args.adapt_iterations,
+        synapse_adapt_iterations=args.synapse_adapt_iterations,
     )
     return 0
 
@@ -237,14 +239,14 @@ def _float_pair(text: str) -> tuple[float, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo import DEFAULT_TRACKS
+    from .demo import ADAPT_ITERATIONS, DEFAULT_TRACKS
 
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,datasets}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
-                       description="Mitochondria: generate synthetic source/target EM volumes, train noadapt, mic, rmask, masktwins and oracle with the same budget and seed, predict the held-out target, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
+                       description="Mitochondria: generate synthetic source/target EM volumes, train a source model (noadapt), then warm-start noadapt (continued), mic, rmask, masktwins and oracle from it with the same budget and seed, predict the held-out target with each run's EMA and last-student weights, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet the same way, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
     d.add_argument("--config", default=None, help="mito training config for every method (default: configs/mito_demo.yaml)")
     d.add_argument("--synapse-config", default=None, help="synapse training config (default: configs/synapse_demo.yaml)")
     d.add_argument("--tracks", nargs="+", default=list(DEFAULT_TRACKS), help=f"mito, synapse or both (default: {' '.join(DEFAULT_TRACKS)})")
@@ -252,8 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     d.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all five)")
     d.add_argument("--seed", type=int, default=0, help="seed of the data and of every run (default: 0)")
-    d.add_argument("--iterations", type=int, default=None, help="mito iterations per method (default: the config's)")
-    d.add_argument("--synapse-iterations", type=int, default=None, help="synapse iterations per method (default: the config's)")
+    d.add_argument("--iterations", type=int, default=None, help="mito source-model iterations (default: the config's)")
+    d.add_argument("--synapse-iterations", type=int, default=None, help="synapse source-model iterations (default: the config's)")
+    d.add_argument("--adapt-iterations", type=int, default=None,
+                   help=f"mito iterations of every method from the source model (default: {ADAPT_ITERATIONS['mito']})")
+    d.add_argument("--synapse-adapt-iterations", type=int, default=None,
+                   help=f"synapse iterations of every method from the source model (default: {ADAPT_ITERATIONS['synapse']})")
     d.add_argument("--overwrite", action="store_true", help="replace existing demo volumes and runs")
     d.set_defaults(func=cmd_demo)
 

@@ -35,6 +35,15 @@ WEIGHTS = ("ema", "student")
 """Both weights of every run are scored; the first is the headline."""
 ADAPT_ITERATIONS = {"mito": 300, "synapse": 200}
 """Iterations of the warm-started phase per track (the source phase is the config's)."""
+ADAPT_SETTINGS = {
+    "mito": ("optim.lr=2e-4", "optim.warmup=20"),
+    "synapse": ("optim.lr=2e-4", "optim.warmup=20"),
+}
+"""Overrides of the warm-started phase, the same for every method of a track: a fine-tune at a
+fifth of the source phase's learning rate with a short warm-up, the usual recipe for adapting a
+trained model. Fixed once, on a calibration run of the synthetic pair (one seed, before the
+3-seed tables), and never tuned on a real target: at the source rate last student and EMA of
+masktwins differed by 16 IoU points, at a fifth by 1-3 (BENCHMARKS.md, "demo calibration")."""
 TRACKS = ("mito", "synapse")
 DEFAULT_TRACKS = TRACKS
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -236,19 +245,19 @@ def print_gains(scores: dict, key: str, unit: str, scale: float) -> None:
 
 
 def _overrides(run_dir: Path, method: str, seed: int, iterations: int | None, data: list[str], snapshot_every: int,
-               init: Path | None = None) -> list[str]:
+               init: Path | None = None, adapt: tuple[str, ...] = ()) -> list[str]:
     out = [f"method={method}", f"train.out_dir={run_dir}", f"train.seed={seed}", *data]
     if iterations:
         out.append(f"optim.iterations={iterations}")
     if snapshot_every:
         out.append(f"train.snapshot_every={snapshot_every}")
     if init is not None:  # warm start: the source phase is done, so the target losses start at once
-        out += [f"train.init={init}", "loss.target_start=0"]
+        out += [f"train.init={init}", "loss.target_start=0", *adapt]
     return out
 
 
 def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_iterations: int, data: list[str],
-            snapshot_every: int, label: str):
+            snapshot_every: int, label: str, adapt: tuple[str, ...] = ()):
     """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``."""
     from .config import load_config
     from .train import train
@@ -261,8 +270,10 @@ def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_i
     source_seconds = time.perf_counter() - t
     yield "source", source, source_seconds, run.optim.iterations
     for name in methods:
-        run = load_config(config, _overrides(out_dir / name, name, seed, adapt_iterations, data, snapshot_every, init=source))
-        print(f"\n[{label}{name}] from the source model's EMA weights: {run.optim.iterations} iterations", flush=True)
+        run = load_config(config, _overrides(out_dir / name, name, seed, adapt_iterations, data, snapshot_every, init=source,
+                                             adapt=adapt))
+        print(f"\n[{label}{name}] from the source model's EMA weights: {run.optim.iterations} iterations at lr "
+              f"{run.optim.lr:g}", flush=True)
         t = time.perf_counter()
         ckpt = train(run)
         yield name, ckpt, time.perf_counter() - t, run.optim.iterations
@@ -299,7 +310,8 @@ def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, 
 
     scores, seconds, probs_paths, source = {}, {}, {}, {}
     steps = {}
-    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, ""):
+    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "",
+                                           ADAPT_SETTINGS["mito"]):
         steps[name] = its
         by_weights = {}
         for w in WEIGHTS:
@@ -360,7 +372,8 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
     voxel_size = open_volume(test_raw).voxel_size
 
     scores, seconds, source, steps = {}, {}, {}, {}
-    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse "):
+    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse ",
+                                           ADAPT_SETTINGS["synapse"]):
         steps[name] = its
         crop = tuple(load_config(ckpt.parent / "config.yaml").data.crop)
         by_weights = {}

@@ -148,6 +148,12 @@ def test_existing_output_folder_without_overwrite(capsys, tiny_pair, tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_demo_adapt_iterations_flag_checked_before_work(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "--adapt-iterations", "0", "--out", tmp_path / "run", "--data", tmp_path / "d")
+    assert_user_error(code, err, "--adapt-iterations")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "run").exists()
+
+
 def test_not_a_checkpoint(capsys, tiny_pair, tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli(capsys, "predict", "--checkpoint", tmp_path / "x.pt", "--input", tiny_pair["target"][0], "--output", tmp_path / "o.zarr")

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from masktwins3d.demo import run_demo
+from masktwins3d.config import load_config
+from masktwins3d.demo import ADAPT_SETTINGS, default_config, run_demo
 from masktwins3d.errors import UserError
 
 
@@ -37,6 +38,10 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
         # warm-started from the source model, which is scored too
         init = torch.load(tmp_path / "run" / name / "checkpoint.pt", weights_only=True)["init"]
         assert init["path"] == str(tmp_path / "run" / "source" / "checkpoint.pt") and init["weights"] == "ema"
+        # the adapt phase's own settings (a fine-tune), the source phase the config's
+        adapted = load_config(tmp_path / "run" / name / "config.yaml")
+        assert f"optim.lr={adapted.optim.lr:.0e}".replace("e-0", "e-") in ADAPT_SETTINGS["mito"] and adapted.loss.target_start == 0
+    assert load_config(tmp_path / "run" / "source" / "config.yaml").optim.lr == load_config(default_config()).optim.lr
     assert set(saved["mito"]["source"]["scores"]) == {"ema", "student"}
     assert saved["mito"]["gains"]["masktwins - noadapt"]["ema"] == pytest.approx(
         saved["mito"]["methods"]["masktwins"]["ema"]["iou"] - saved["mito"]["methods"]["noadapt"]["ema"]["iou"])
