@@ -102,7 +102,11 @@ class DataConfig:
     sizes are known and differ by more than 5 % (prediction then resamples the same way), ``never``
     never does; min_valid: fraction of a crop that must lie inside the volume's ``valid`` mask
     (crops are drawn again, at most max_tries times); augmentations: the random transforms
-    beyond flips (``augment`` switches all of them off)."""
+    beyond flips (``augment`` switches all of them off); match_histogram: map the labelled
+    source's intensities onto the target volume's histogram (quantile mapping, then the target's
+    z-score) before they reach the network, so a source model learns the target's contrast
+    without target labels (needs data.target, also for noadapt; prediction on the target is
+    unchanged: it keeps its own intensities; oracle: nothing to map; default false)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     target: VolumeConfig = field(default_factory=VolumeConfig)
@@ -118,6 +122,7 @@ class DataConfig:
     resample: str = "auto"
     min_valid: float = 1.0
     augmentations: AugmentConfig = field(default_factory=lambda: AugmentConfig())
+    match_histogram: bool = False
 
 
 @dataclass

@@ -27,6 +27,7 @@ from .adapt.schedule import build_optimizer, build_scheduler
 from .adapt.trainer import CHECKPOINT, Trainer
 from .atomic import atomic_write_text
 from .config import RunConfig, to_yaml
+from .data.histogram import histogram_matcher
 from .data.labels import check_binary_volume
 from .data.normalize import volume_normalizer
 from .data.prefetch import Prefetcher
@@ -286,6 +287,13 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
         t_raw, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root)
+    match_histogram = run.data.match_histogram and not oracle  # oracle: the labelled volume is the target
+    t_ref = t_raw  # the target volume whose statistics the source is matched to (also for noadapt)
+    if match_histogram and t_ref is None:
+        if not (run.data.target.raw or run.data.target.dataset):
+            raise UserError("data.match_histogram=true maps the source onto the target's histogram but data.target.raw is not set; "
+                            "give data.target.raw (or data.target.dataset), or set data.match_histogram=false")
+        t_ref, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root)
     s_valid = _open_valid(source_cfg, labelled_key, s_raw)
     t_valid = _open_valid(run.data.target, "target", t_raw) if t_raw is not None else None
     t_scale = target_zoom(run, s_raw, t_raw, dims) if t_raw is not None else None
@@ -301,7 +309,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     seeds = distributed.rank_seeds(run.train.seed, env)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
-    s_norm = volume_normalizer(s_raw)
+    s_norm = histogram_matcher(s_raw, t_ref) if match_histogram else volume_normalizer(s_raw)
     if dims == 3:
         labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection,
                               augmenter=augmenter, valid=s_valid, min_valid=run.data.min_valid)

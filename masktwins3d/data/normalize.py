@@ -50,6 +50,20 @@ class Normalizer:
         raise UserError(f"mask.fill={mask_fill!r} is unknown; use 'mean' or 'zero'")
 
 
+def section_indices(nz: int, max_sections: int = 16) -> np.ndarray:
+    """Up to ``max_sections`` evenly spaced z indices of a volume of ``nz`` sections (first and last included)."""
+    return np.unique(np.linspace(0, nz - 1, min(nz, max_sections)).round().astype(int))
+
+
+def check_finite_section(section: np.ndarray, z: int, volume) -> None:
+    """Refuse a unit-range ``section`` (index ``z`` of ``volume``) that holds NaN or inf."""
+    if not np.isfinite(section).all():
+        raise UserError(
+            f"image section z={int(z)} of {getattr(volume, 'path', 'the volume')} contains NaN or inf; "
+            "clean or convert the image before training or prediction"
+        )
+
+
 def volume_normalizer(volume, max_sections: int = 16) -> Normalizer:
     """Estimate a :class:`Normalizer` from up to ``max_sections`` evenly spaced z-sections.
 
@@ -57,18 +71,13 @@ def volume_normalizer(volume, max_sections: int = 16) -> Normalizer:
         volume: a ZYX :class:`~masktwins3d.io.Volume` or array.
         max_sections: how many sections to read at most (bounded memory on large volumes).
     """
-    nz = volume.shape[0]
-    zs = np.unique(np.linspace(0, nz - 1, min(nz, max_sections)).round().astype(int))
+    zs = section_indices(volume.shape[0], max_sections)
     total = 0.0
     total_sq = 0.0
     count = 0
     for z in zs:
         sec = to_unit_range(np.asarray(volume[int(z)])).astype(np.float64)
-        if not np.isfinite(sec).all():
-            raise UserError(
-                f"image section z={int(z)} of {getattr(volume, 'path', 'the volume')} contains NaN or inf; "
-                "clean or convert the image before training or prediction"
-            )
+        check_finite_section(sec, z, volume)
         total += sec.sum()
         total_sq += np.square(sec).sum()
         count += sec.size
