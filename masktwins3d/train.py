@@ -145,6 +145,24 @@ def target_zoom(run: RunConfig, s_raw, t_raw, dims: int) -> tuple[float, float] 
     return f
 
 
+def scale_note(s_raw, t_raw, dims: int) -> dict | None:
+    """Label-free check of the stated in-plane voxel sizes (:mod:`masktwins3d.data.scale_check`):
+    a warning on stderr when the source's and target's image correlation lengths, measured with
+    their stated voxel sizes, disagree by more than the tolerance. Returns the outcome for
+    meta.json (None for 3D runs or when a voxel size is unknown)."""
+    import sys
+
+    from .data.resample import voxel_size_known
+    from .data.scale_check import check_scale
+
+    if dims != 2 or not (voxel_size_known(s_raw.voxel_size) and voxel_size_known(t_raw.voxel_size)):
+        return None
+    res = check_scale(s_raw, t_raw, s_raw.voxel_size, t_raw.voxel_size, max_sections=4, max_side=512)
+    if res.warning:
+        print(f"warning: {res.warning}", file=sys.stderr)
+    return res.as_dict()
+
+
 def _open_points(vcfg, key: str, raw, root: str | None = None):
     """The WASPSYN points of ``data.<key>.points`` (or of its dataset split) as (pre zyx, post zyx),
     checked to lie inside ``raw``."""
@@ -297,6 +315,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     s_valid = _open_valid(source_cfg, labelled_key, s_raw)
     t_valid = _open_valid(run.data.target, "target", t_raw) if t_raw is not None else None
     t_scale = target_zoom(run, s_raw, t_raw, dims) if t_raw is not None else None
+    scale = scale_note(s_raw, t_raw, dims) if t_raw is not None and not resume else None
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.train.seed)
@@ -409,6 +428,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "world_size": env.world_size,
             "global_batch": run.data.batch_size * env.world_size,
             "init": init_info,
+            "scale_check": scale,
         }
         atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     return trainer

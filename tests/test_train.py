@@ -79,3 +79,16 @@ def test_config_augmentations_reach_the_samplers(tiny_pair, tmp_path):
         build_trainer(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "b") + ["data.augmentations.missing_section_p=0.5"]))
     with pytest.raises(UserError, match="zoom_range"):
         build_trainer(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "c") + ["data.augmentations.zoom_range=[0.8]"]))
+
+
+def test_a_target_voxel_size_stated_twice_too_large_is_flagged_in_meta_and_on_stderr(tiny_pair, tmp_path, capsys):
+    base = tiny_overrides(tiny_pair, "masktwins", tmp_path / "ok", iterations=1) + ["data.resample=never"]
+    train(load_config(None, base + ["data.source.voxel_size=[10,10,10]", "data.target.voxel_size=[10,10,10]"]))
+    ok = json.loads((tmp_path / "ok" / "meta.json").read_text())["scale_check"]
+    assert ok["warning"] is None and 1 / 1.3 <= ok["ratio"] <= 1.3
+    capsys.readouterr()
+    wrong = tiny_overrides(tiny_pair, "masktwins", tmp_path / "wrong", iterations=1) + ["data.resample=never"]
+    train(load_config(None, wrong + ["data.source.voxel_size=[10,10,10]", "data.target.voxel_size=[10,20,20]"]))
+    meta = json.loads((tmp_path / "wrong" / "meta.json").read_text())["scale_check"]
+    assert meta["ratio"] < 1 / 1.3 and "data.target.voxel_size" in meta["warning"]
+    assert "warning: the image correlation length" in capsys.readouterr().err
