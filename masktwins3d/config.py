@@ -106,9 +106,14 @@ class DataConfig:
     source's intensities onto the target volume's histogram (quantile mapping, then the target's
     z-score) before they reach the network, so a source model learns the target's contrast
     without target labels (needs data.target, also for noadapt; prediction on the target is
-    unchanged: it keeps its own intensities; oracle: nothing to map; default false)."""
+    unchanged: it keeps its own intensities; oracle: nothing to map; default false);
+    source: the labelled volume, or (in YAML or an override) a list of labelled volumes of the
+    same kind: the first stays ``data.source`` (its voxel size is the model's), the others
+    become ``extra_sources``; crops are drawn from each in proportion to its voxels, each with
+    its own normalisation (2D models only)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
+    extra_sources: List[VolumeConfig] = field(default_factory=list)
     target: VolumeConfig = field(default_factory=VolumeConfig)
     crop: List[int] = field(default_factory=lambda: [512, 512])
     batch_size: int = 2
@@ -258,6 +263,20 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value) if value != "" else None
 
 
+def _split_sources(data: Any, where: str) -> Any:
+    """``data.source`` given as a list: the first volume stays ``source``, the rest become
+    ``extra_sources`` (returns a new mapping; anything else is returned as it is)."""
+    if not isinstance(data, dict) or not isinstance(data.get("source"), list):
+        return data
+    sources = data["source"]
+    if not sources or not all(isinstance(v, dict) for v in sources):
+        raise UserError(f"data.source in {where} is a list but not of volumes; give one mapping per labelled volume, "
+                        "e.g. [{raw: a.h5:/raw, label: a.h5:/mito}, {raw: b.h5:/raw, label: b.h5:/mito}]")
+    if data.get("extra_sources"):
+        raise UserError(f"{where} gives data.source as a list and data.extra_sources; list every labelled volume under data.source")
+    return {**data, "source": sources[0], "extra_sources": list(sources[1:])}
+
+
 def _structured_error(exc: OmegaConfBaseException, where: str) -> UserError:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     msg = str(exc).splitlines()[0]
@@ -284,6 +303,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise UserError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
         if not isinstance(loaded, dict):
             raise UserError(f"config file {path} must hold a mapping of keys; see configs/mito_demo.yaml")
+        loaded = {**loaded, "data": _split_sources(loaded["data"], str(path))} if "data" in loaded else loaded
         try:
             cfg = OmegaConf.merge(cfg, loaded)
         except OmegaConfBaseException as exc:
@@ -291,6 +311,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for item in overrides:
         key, value = _parse_override(item)
         try:
+            if key == "data.source" and isinstance(value, list):
+                split = _split_sources({"source": value}, f"override {item!r}")
+                cfg = OmegaConf.merge(cfg, {"data": {"source": OmegaConf.merge(OmegaConf.structured(VolumeConfig), split["source"]),
+                                                     "extra_sources": split["extra_sources"]}})
+                continue
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={_yaml_dump(value)}"]))
         except OmegaConfBaseException as exc:
             raise _structured_error(exc, f"override {item!r}") from None

@@ -31,7 +31,7 @@ from .data.histogram import histogram_matcher
 from .data.labels import check_binary_volume
 from .data.normalize import volume_normalizer
 from .data.prefetch import Prefetcher
-from .data.sampling import PointCrops, Rejection, SectionCrops
+from .data.sampling import MixedCrops, PointCrops, Rejection, SectionCrops
 from .errors import UserError
 from .io import open_volume
 from .io.volume import check_voxel_size
@@ -143,6 +143,23 @@ def target_zoom(run: RunConfig, s_raw, t_raw, dims: int) -> tuple[float, float] 
         print(f"note: target sections {t_raw.voxel_size[1]:g} x {t_raw.voxel_size[2]:g} nm are zoomed by {f[0]:.3g} x {f[1]:.3g} "
               f"to the source's {s_raw.voxel_size[1]:g} x {s_raw.voxel_size[2]:g} nm (data.resample=never turns this off)", file=sys.stderr)
     return f
+
+
+def source_zoom(run: RunConfig, s_raw, raw, key: str) -> tuple[float, float] | None:
+    """In-plane zoom of a further labelled volume (``data.<key>``) to the first source's voxel
+    size, the model's, under ``data.resample`` (None: none or unknown, with a note on stderr)."""
+    import sys
+
+    from .data.resample import voxel_size_known, zoom_factors
+
+    if run.data.resample == "never":
+        return None
+    if not (voxel_size_known(s_raw.voxel_size) and voxel_size_known(raw.voxel_size)):
+        if voxel_size_known(s_raw.voxel_size) != voxel_size_known(raw.voxel_size):
+            print(f"note: the voxel size of data.{key} or of the first data.source is not recorded; its crops are not resampled "
+                  f"(set data.{key}.voxel_size=[Z,Y,X] in nm to resample)", file=sys.stderr)
+        return None
+    return zoom_factors(raw.voxel_size, s_raw.voxel_size)
 
 
 def scale_note(s_raw, t_raw, dims: int) -> dict | None:
@@ -301,6 +318,14 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
     else:
         s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True, root=run.data.root)
+    extra_sources = []  # (config, raw, label) of data.source's further volumes
+    if run.data.extra_sources and not oracle:
+        if dims == 3:
+            raise UserError(f"data.source lists {1 + len(run.data.extra_sources)} volumes but the 3D synapse track trains on one; "
+                            "give a single data.source")
+        for i, vcfg in enumerate(run.data.extra_sources, start=1):
+            raw_i, label_i = _open_pair(vcfg, f"source[{i}]", need_label=True, root=run.data.root)
+            extra_sources.append((vcfg, raw_i, label_i))
     t_raw = None
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
@@ -335,6 +360,16 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     else:
         labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection,
                                 valid=s_valid, min_valid=run.data.min_valid, augmenter=augmenter)
+        if extra_sources:
+            samplers, weights = [labelled], [float(np.prod(s_raw.shape))]
+            for i, (vcfg, raw_i, label_i) in enumerate(extra_sources, start=1):
+                norm_i = histogram_matcher(raw_i, t_ref) if match_histogram else volume_normalizer(raw_i)
+                samplers.append(SectionCrops(raw_i, label_i, run.data.crop, norm_i, s_rng, run.data.augment, rejection=rejection,
+                                             scale=source_zoom(run, s_raw, raw_i, f"source[{i}]"),
+                                             valid=_open_valid(vcfg, f"source[{i}]", raw_i), min_valid=run.data.min_valid,
+                                             augmenter=augmenter))
+                weights.append(float(np.prod(raw_i.shape)))
+            labelled = MixedCrops(samplers, weights, s_rng)
     target = None
     fill = 0.0
     if t_raw is not None:

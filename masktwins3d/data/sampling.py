@@ -232,6 +232,32 @@ class SectionCrops:
         return np.stack(images)[:, None], batch_labels
 
 
+class MixedCrops:
+    """Crops from several samplers of the same kind (labelled volumes of one run): each crop comes
+    from sampler ``i`` with probability ``weights[i] / sum(weights)``, drawn with ``rng`` (share the
+    samplers' generator so a resume replays the same crops).
+
+    Args:
+        samplers: objects with ``sample(n) -> (images, labels)`` (e.g. :class:`SectionCrops`).
+        weights: non-negative, not all zero (e.g. each volume's voxel count).
+        rng: numpy Generator that picks the sampler of each crop.
+    """
+
+    def __init__(self, samplers: Sequence, weights: Sequence[float], rng: np.random.Generator):
+        w = np.asarray(weights, dtype=np.float64)
+        if len(samplers) == 0 or w.shape != (len(samplers),) or (w < 0).any() or not w.sum() > 0:
+            raise ValueError(f"MixedCrops needs one non-negative weight per sampler, not all zero; got {list(weights)}")
+        self.samplers, self.p, self.rng = list(samplers), w / w.sum(), rng
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` crops, each from a sampler drawn by weight, in draw order."""
+        picks = self.rng.choice(len(self.samplers), size=n, p=self.p) if len(self.samplers) > 1 else np.zeros(n, int)
+        parts = [self.samplers[int(i)].sample(1) for i in picks]
+        images = np.concatenate([im for im, _ in parts])
+        labels = None if parts[0][1] is None else np.concatenate([lab for _, lab in parts])
+        return images, labels
+
+
 def random_flips_3d(arrays: Sequence[np.ndarray], rng: np.random.Generator, transpose_yx: bool = True) -> list[np.ndarray]:
     """One random flip per spatial axis and (optionally) a Y/X transpose, the same for each array.
 
