@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -46,3 +47,39 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def set_aside(path: str | Path) -> Path | None:
+    """Move an existing ``path`` (file or folder) to a unique hidden sibling and return where it
+    went (None when nothing is there). The sibling is on the same file system, so the move is one
+    rename; pair it with :func:`put_back` on failure and :func:`discard` once the replacement is
+    complete, so an overwrite never removes anything before its replacement exists."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.replaced-", dir=path.parent))
+    aside.rmdir()
+    os.replace(path, aside)
+    return aside
+
+
+def put_back(path: str | Path, aside: Path | None) -> None:
+    """Undo :func:`set_aside`: remove whatever is at ``path`` now and move ``aside`` back."""
+    if aside is None:
+        return
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    os.replace(aside, path)
+
+
+def discard(aside: Path | None) -> None:
+    """Delete what :func:`set_aside` moved away (the replacement is complete)."""
+    if aside is None:
+        return
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink()

@@ -8,9 +8,10 @@ Method-dependent switches default to ``None`` and are filled in from the method'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -368,7 +369,69 @@ def resolve(run: RunConfig) -> RunConfig:
         raise UserError("loss.target_start and train.snapshot_every must be >= 0; fix the config")
     if not 0.0 <= run.loss.view_weight <= 1.0:
         raise UserError(f"loss.view_weight={run.loss.view_weight} must be in [0, 1]; the paper uses 0.5")
+    check_ranges(run)
     return run
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(float(x))
+
+
+# key -> (test on the value, what the value must be, an example fix); every test is False for NaN
+RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "optim.lr": (lambda v: _finite(v) and v > 0, "a finite learning rate > 0", "optim.lr=1e-4"),
+    "optim.betas": (lambda v: len(v) == 2 and all(_finite(b) and 0 <= b < 1 for b in v), "two values in [0, 1)", "optim.betas=[0.9,0.999]"),
+    "optim.weight_decay": (lambda v: _finite(v) and v >= 0, "a finite value >= 0", "optim.weight_decay=0"),
+    "optim.power": (lambda v: _finite(v) and v > 0, "a finite exponent > 0", "optim.power=0.9"),
+    "optim.warmup": (lambda v: v >= 0, "a number of iterations >= 0", "optim.warmup=0"),
+    "teacher.alpha_max": (lambda v: _finite(v) and 0 <= v <= 1, "an EMA factor in [0, 1]", "teacher.alpha_max=0.999"),
+    "loss.pos_weight": (lambda v: len(v) >= 1 and all(_finite(w) and w > 0 for w in v), "one or more finite weights > 0", "loss.pos_weight=[1.0]"),
+    "loss.cl_pos_weight": (lambda v: v is None or (len(v) >= 1 and all(_finite(w) and w > 0 for w in v)),
+                           "null or finite weights > 0", "loss.cl_pos_weight=null"),
+    "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
+    "mask.patch": (lambda v: v >= 1, "a cell edge >= 1 voxel", "mask.patch=32"),
+    "mask.ratio": (lambda v: v is None or (_finite(v) and 0 < v < 1), "null or a masked fraction in (0, 1)", "mask.ratio=0.5"),
+    "mask.views": (lambda v: v >= 2, "at least 2 views", "mask.views=2"),
+    "data.crop": (lambda v: len(v) in (2, 3) and all(c >= 1 for c in v), "2 (Y, X) or 3 (Z, Y, X) sizes >= 1", "data.crop=[512,512]"),
+    "data.cube": (lambda v: v >= 1, "an edge >= 1 voxel", "data.cube=3"),
+    "data.max_tries": (lambda v: v >= 1, "at least 1", "data.max_tries=50"),
+    "data.min_foreground": (lambda v: _finite(v) and 0 <= v < 1, "a fraction in [0, 1)", "data.min_foreground=0"),
+    "data.reject_p": (lambda v: _finite(v) and 0 <= v <= 1, "a probability in [0, 1]", "data.reject_p=0.95"),
+    "model.in_channels": (lambda v: v >= 1, "at least 1", "model.in_channels=1"),
+    "model.out_channels": (lambda v: v >= 1, "at least 1", "model.out_channels=2"),
+    "model.widths": (lambda v: len(v) == 5 and all(w >= 1 for w in v), "five stage widths >= 1 (one per level)", "model.widths=[16,32,64,128,128]"),
+    "train.threads": (lambda v: v >= 0, "a thread count >= 0 (0: torch's default)", "train.threads=0"),
+    "train.checkpoint_every": (lambda v: v >= 1, "a number of iterations >= 1", "train.checkpoint_every=1000"),
+    "train.log_every": (lambda v: v >= 1, "a number of iterations >= 1", "train.log_every=50"),
+    "data.augmentations.zoom_range": (lambda v: len(v) == 2 and all(_finite(z) and z > 0 for z in v) and v[0] <= v[1],
+                                      "[low, high] with 0 < low <= high", "data.augmentations.zoom_range=[0.8,1.25]"),
+}
+_PROBABILITIES = ("elastic_p", "zoom_p", "intensity_p", "missing_section_p", "misalign_p", "motion_blur_p", "cutblur_p")
+
+
+def _get(run: RunConfig, key: str) -> Any:
+    value: Any = run
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def check_ranges(run: RunConfig) -> None:
+    """Refuse out-of-range values (NaN and infinities included) with one line naming the key,
+    what it must be and a value that works; :data:`RANGES` lists the checks."""
+    checks = dict(RANGES)
+    for name in _PROBABILITIES:
+        checks[f"data.augmentations.{name}"] = (lambda v: _finite(v) and 0 <= v <= 1, "a probability in [0, 1]",
+                                                f"data.augmentations.{name}=0")
+    for key, (ok, what, example) in checks.items():
+        value = _get(run, key)
+        try:
+            good = bool(ok(value))
+        except TypeError:
+            good = False
+        if not good:
+            shown = list(value) if isinstance(value, (list, tuple)) else value
+            raise UserError(f"{key}={shown!r} is out of range: it must be {what}; fix the config or pass e.g. {example}")
 
 
 def to_yaml(run: RunConfig) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from .adapt.guard import CollapseGuard
 from .adapt.methods import build_method
 from .adapt.schedule import build_optimizer, build_scheduler
 from .adapt.trainer import CHECKPOINT, Trainer
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, discard, put_back, set_aside
 from .config import RunConfig, to_yaml
 from .data.histogram import histogram_matcher
 from .data.labels import check_binary_volume
@@ -281,11 +280,17 @@ def check_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
         raise UserError(f"run folder {out_dir} exists; pass --overwrite to replace it, --resume to continue it, or set train.out_dir")
 
 
-def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> None:
-    """:func:`check_out_dir`, then wipe a non-empty folder when ``overwrite`` (not on resume)."""
+def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path | None:
+    """:func:`check_out_dir`, then, when ``overwrite`` replaces a non-empty folder (not on
+    resume), move it aside (:func:`~masktwins3d.atomic.set_aside`) and return where it went:
+    :func:`train` deletes it only once the new run has finished and puts it back if the new run
+    fails, so an overwrite never loses a run before its replacement exists."""
     check_out_dir(out_dir, overwrite, resume)
     if not resume and out_dir.exists() and any(out_dir.iterdir()):
-        shutil.rmtree(out_dir)
+        aside = set_aside(out_dir)
+        print(f"note: the earlier run in {out_dir} is kept in {aside} until this run finishes", flush=True)
+        return aside
+    return None
 
 
 def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False, env: DistEnv | None = None) -> Trainer:
@@ -399,12 +404,11 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
 
         if run.mask.kind != "none":
             check_grid(run.data.crop, run.mask.patch)
-    check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
-    distributed.barrier(env)
-    if env.is_main:
-        prepare_out_dir(out_dir, overwrite, resume)  # only now that every input has been checked
     optimizer = build_optimizer(model.parameters(), run.optim)
     scheduler = build_scheduler(optimizer, run.optim)
+    check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
+    distributed.barrier(env)
+    replaced = prepare_out_dir(out_dir, overwrite, resume) if env.is_main else None  # every input checked
 
     def sampler_state() -> dict:
         return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
@@ -466,6 +470,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "scale_check": scale,
         }
         atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+    trainer.replaced = replaced
     return trainer
 
 
@@ -477,4 +482,11 @@ def train(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Path
     writes the run folder; otherwise one process trains alone.
     """
     with numerics(run.train.deterministic), distributed.session(pick_device(run.train.device)) as env:
-        return build_trainer(run, overwrite=overwrite, resume=resume, env=env).run()
+        trainer = build_trainer(run, overwrite=overwrite, resume=resume, env=env)
+        try:
+            checkpoint = trainer.run()
+        except BaseException:
+            put_back(trainer.out_dir, trainer.replaced)  # the earlier run comes back; the failed one goes
+            raise
+        discard(trainer.replaced)
+        return checkpoint

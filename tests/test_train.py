@@ -53,6 +53,43 @@ def test_existing_run_folder_needs_overwrite(tiny_pair, tmp_path):
         train(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "new", iterations=1)), resume=True)
 
 
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_finishes(tiny_pair, tmp_path, monkeypatch):
+    from masktwins3d.adapt.trainer import Trainer
+
+    out = tmp_path / "r"
+    run = load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=1))
+    train(run)
+    before = _tree(out)
+
+    def broken(self):  # the new run fails after it has written into the folder
+        (self.out_dir / "partial.txt").write_text("half a run")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Trainer, "run", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(run, overwrite=True)
+    assert _tree(out) == before  # the earlier run is back, byte for byte, and the failed one is gone
+    assert not list(tmp_path.glob(".r.*"))  # nothing left beside it
+    monkeypatch.undo()
+    train(load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=2)), overwrite=True)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 2
+    assert not list(tmp_path.glob(".r.*"))  # the earlier run deleted once the new one finished
+
+
+def test_a_bad_optimiser_value_with_overwrite_leaves_the_run_folder_alone(tiny_pair, tmp_path):
+    out = tmp_path / "r"
+    train(load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=1)))
+    before = _tree(out)
+    for bad in ("optim.lr=-1", "optim.betas=[2,2]", "optim.lr=nan"):
+        with pytest.raises(UserError, match=bad.split("=")[0]):
+            train(load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=1) + [bad]), overwrite=True)
+    assert _tree(out) == before
+
+
 def test_crop_larger_than_the_volume_is_refused_before_training(tiny_pair, tmp_path):
     ov = tiny_overrides(tiny_pair, "noadapt", tmp_path / "c") + ["data.crop=[128,128]", "mask.patch=8"]
     with pytest.raises(UserError, match=r"data.crop=\[128, 128\] does not fit"):

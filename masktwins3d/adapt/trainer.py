@@ -131,6 +131,7 @@ class Trainer:
         self.method, self.optimizer, self.scheduler = method, optimizer, scheduler
         self.amp, self.env = amp, env or DistEnv()
         self.next_batch, self.out_dir, self.iterations = next_batch, Path(out_dir), iterations
+        self.replaced: Path | None = None  # an earlier run set aside by --overwrite (train.train settles it)
         self.checkpoint_every, self.log_every = max(1, checkpoint_every), max(1, log_every)
         self.rng_state, self.set_rng_state, self.extra = rng_state, set_rng_state, extra
         self.progress, self.step = progress, 0
