@@ -1,6 +1,9 @@
-"""Atomic writes: a temp file in the same folder, then ``os.replace``.
+"""Writes that never lose anything: every output is staged beside its destination and renamed
+into place when complete, an earlier output is set aside and deleted only after its replacement
+exists, and an output that is, contains or lies inside an input is refused.
 
-A reader never sees a half-written report, manifest or checkpoint, even if the writer is killed.
+A reader never sees a half-written report, manifest, checkpoint or volume, even if the writer
+is killed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -67,19 +71,95 @@ def put_back(path: str | Path, aside: Path | None) -> None:
     """Undo :func:`set_aside`: remove whatever is at ``path`` now and move ``aside`` back."""
     if aside is None:
         return
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    _remove(Path(path))
     os.replace(aside, path)
 
 
 def discard(aside: Path | None) -> None:
     """Delete what :func:`set_aside` moved away (the replacement is complete)."""
-    if aside is None:
-        return
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside)
-    else:
-        aside.unlink()
+    if aside is not None:
+        _remove(aside)
+
+
+def spec_path(spec: str | Path) -> Path:
+    """The file-system path a volume or output spec lives at, made absolute: the file of an
+    HDF5 spec (``f.h5:/raw`` -> ``f.h5``), the path itself otherwise (a zarr array, a TIFF, a
+    folder)."""
+    from .io.hdf5_io import split_hdf5_spec  # local: io imports h5py
+
+    hdf5 = split_hdf5_spec(str(spec))
+    path = hdf5[0] if hdf5 is not None else Path(spec)
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` (absolute) are the same path or one lies inside the other."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def refuse_overlap(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """One :class:`~masktwins3d.errors.UserError` line when an output is, contains or lies inside
+    an input (which writing it would destroy while it is read); ``None`` entries are skipped.
+
+    Args:
+        outputs: flag or name -> output spec, e.g. ``{"--output": "out.zarr"}``.
+        inputs: flag or name -> input spec (a path, an HDF5 ``file:/key`` or an object with ``.path``).
+    """
+    from .errors import UserError
+
+    for out_name, out in outputs.items():
+        if out is None:
+            continue
+        o = spec_path(out)
+        for in_name, spec in inputs.items():
+            spec = getattr(spec, "path", spec)
+            if spec is None:
+                continue
+            i = spec_path(spec)
+            if overlaps(o, i):
+                how = "is" if o == i else ("contains" if o in i.parents else "lies inside")
+                raise UserError(f"{out_name} {out} {how} the input {in_name} {spec}; writing it would destroy the input: "
+                                "choose another path, outside every input")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Stage an output: yield a fresh hidden sibling of ``path`` to write the complete output
+    at; when the block ends without an error, move it into place (an existing ``path`` is set
+    aside first and deleted only once the new one is there); on an error remove the stage and
+    leave ``path`` as it was.
+
+    Raises:
+        UserError: ``path`` exists and ``overwrite`` is False, or its folder cannot be created.
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise UserError(f"{path} exists; pass --overwrite to replace it or choose another output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); choose a folder you can write to") from None
+    tmp.rmdir()
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    aside = set_aside(path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        put_back(path, aside)
+        raise
+    discard(aside)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .atomic import refuse_overlap
 from .errors import UserError
 
 
@@ -92,6 +93,7 @@ def cmd_evaluate_mito(args: argparse.Namespace) -> int:
     from .evaluate.report import write_mito_report
     from .io import open_volume
 
+    refuse_overlap({"--json": args.json, "--csv": args.csv}, {"--pred": args.pred, "--gt": args.gt})
     for path in (args.json, args.csv):
         if path and Path(path).exists() and not args.overwrite:
             raise UserError(f"{path} exists; pass --overwrite to replace it or choose another output")
@@ -108,6 +110,7 @@ def cmd_evaluate_synapse(args: argparse.Namespace) -> int:
     from .evaluate.synapse import score_synapses
     from .io.points import offset_from_gt_name, parse_offset, read_points
 
+    refuse_overlap({"--json": args.json}, {"--pred": args.pred, "--gt": args.gt})
     if Path(args.json).exists() and not args.overwrite:
         raise UserError(f"{args.json} exists; pass --overwrite to replace it or choose another --json")
     offset = parse_offset(args.offset) if args.offset is not None else (offset_from_gt_name(args.gt) or (0, 0, 0))
@@ -127,6 +130,7 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
     from .parallel import parse_scheduler
     from .postprocess.blockwise import DEFAULT_BLOCK, WHOLE_VOLUME_VOXELS, blockwise_points, parse_block
 
+    refuse_overlap({"--out": args.out, "--csv": args.csv}, {"--prob": args.prob})
     targets = [Path(args.out)] + ([Path(args.csv)] if args.csv else [])
     for t in targets:
         if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):
@@ -166,6 +170,7 @@ def cmd_postprocess_mito(args: argparse.Namespace) -> int:
     channel = _parsed(args.channel, int, "--channel", "a channel index like 1")
     connectivity = _parsed(args.connectivity, int, "--connectivity", "6, 18 or 26")
     min_size = _parsed(args.min_size, int, "--min-size", "a whole number of voxels like 100")
+    refuse_overlap({"--out": args.out}, {"--prob": args.prob})
     result = blockwise_instances(
         args.prob, args.out, threshold=threshold, channel=channel, connectivity=connectivity, min_size=min_size,
         block_shape=parse_block(args.block), scheduler=args.scheduler, overwrite=args.overwrite, progress=True,
@@ -188,6 +193,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if args.data_root or args.split or args.volumes:
             raise UserError("--data-root, --split and --volumes go with --dataset; with --input, drop them")
         parse_rule(args.rule)
+        refuse_overlap({"--output": args.output}, {"--input": args.input, "--like": args.like})
         sections = _numbers(args.sections, int, "--sections", "0,10 (start,stop)") if args.sections else None
         if sections is not None and len(sections) != 2:
             raise UserError(f"--sections {args.sections!r} must be two numbers start,stop (stop excluded), e.g. 0,10")
@@ -198,6 +204,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserError("--label, --rule, --like and --sections go with --input; a dataset descriptor states which volumes are labels and their rules")
     if not args.data_root or not args.split:
         raise UserError(f"--dataset {args.dataset} needs --data-root FOLDER and --split NAME; list the splits with `masktwins3d datasets`")
+    refuse_overlap({"--output": args.output}, {"--data-root": args.data_root})
     dataset = load_dataset(args.dataset, args.data_root)
     for name, summary in convert_split(dataset, args.split, args.output, names=args.volumes, **common):
         print(f"[{dataset.name} {args.split} {name}]")

@@ -296,6 +296,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     cfg = OmegaConf.structured(RunConfig)
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise UserError(f"config file {path} is a folder; pass a YAML file in it, e.g. {path / 'mito_demo.yaml'}")
         if not path.is_file():
             raise UserError(f"config file {path} does not exist; pass an existing YAML file, e.g. configs/mito_demo.yaml")
         try:

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..adapt.trainer import load_checkpoint
+from ..atomic import discard, put_back, refuse_overlap, set_aside
 from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
@@ -136,6 +137,8 @@ def predict_with_checkpoint(
     model = ref.load(device)
     volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
     input_name = volume.path
+    refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
+                   {"--input": input_name, "--checkpoint": checkpoint})
     dims = getattr(model, "spatial_dims", 2)
     if patch_size is None:
         patch_size = DEFAULT_PATCH[dims]
@@ -147,35 +150,52 @@ def predict_with_checkpoint(
     if resample not in ("auto", "never"):
         raise UserError(f"--resample {resample!r} is not one of auto, never")
     factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
-    if factors is not None:
-        if resume:
-            raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
-        return _predict_resampled(volume, out, factors, overwrite, progress, lambda vol, dst: predict_blockwise(
-            ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
-            batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
-            block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True,
-            progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
-    normalizer = volume_normalizer(volume)
-    return predict_blockwise(
-        ref, volume, output,
-        preprocess=normalizer,
-        patch_size=tuple(patch_size),
-        overlap=overlap,
-        blend=blend,
-        batch_size=batch_size,
-        tta=tta,
-        device=device,
-        activation=model.head_kind,
-        out_dtype=out_dtype,
-        block_shape=block_shape,
-        scheduler=scheduler,
-        threads=threads,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-        identity={"input": input_name},
-        on_block=on_block,
-    )
+
+    def predict() -> Volume:
+        if factors is not None:
+            if resume:
+                raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
+            return _predict_resampled(volume, out, factors, overwrite, progress, lambda vol, dst: predict_blockwise(
+                ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
+                batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
+                block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True,
+                progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
+        normalizer = volume_normalizer(volume)
+        return predict_blockwise(
+            ref, volume, out,
+            preprocess=normalizer,
+            patch_size=tuple(patch_size),
+            overlap=overlap,
+            blend=blend,
+            batch_size=batch_size,
+            tta=tta,
+            device=device,
+            activation=model.head_kind,
+            out_dtype=out_dtype,
+            block_shape=block_shape,
+            scheduler=scheduler,
+            threads=threads,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            identity={"input": input_name},
+            on_block=on_block,
+        )
+
+    aside = None
+    if overwrite and out.exists():
+        from ..io.zarr_io import is_zarr_node
+
+        if not is_zarr_node(out):
+            raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+        aside = set_aside(out)  # the earlier output is deleted only once the new one is complete
+    try:
+        result = predict()
+    except BaseException:
+        put_back(out, aside)
+        raise
+    discard(aside)
+    return result
 
 
 def _predict_resampled(volume, out: Path, factors, overwrite: bool, progress: bool, predict):

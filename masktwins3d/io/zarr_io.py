@@ -159,6 +159,7 @@ def create_volume(
     chunks: Sequence[int] | None = None,
     overwrite: bool = False,
     fill_value=0,
+    name: str | None = None,
 ) -> Volume:
     """Create a writable OME-Zarr 0.5 (zarr v3) volume and return it open in mode "r+".
 
@@ -179,6 +180,8 @@ def create_volume(
         chunks: chunk shape (default: one section of up to 256 x 256, all channels; see :func:`default_chunks`).
         overwrite: replace an existing zarr node at ``path`` (default False: refuse).
         fill_value: value of never-written voxels (default 0).
+        name: the image name in the OME metadata (default: the last part of ``path``; a staged
+            output passes its final name).
     """
     spec, path = str(path), Path(path)
     try:
@@ -205,7 +208,7 @@ def create_volume(
             raise UserError(f"{spec} exists and is not a zarr array or group; remove it yourself or choose another output")
         shutil.rmtree(path)
     group = _make_group(root, key, spec)
-    group.attrs.update(ome_attributes(axes, voxel_size, offset, name=path.name))
+    group.attrs.update(ome_attributes(axes, voxel_size, offset, name=name or path.name))
     group.create_array(
         "0",
         shape=shape,

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from ..atomic import refuse_overlap, staged
 from ..errors import UserError
 from ..geometry import Roi
 from ..io.points import SynapsePoints
@@ -315,23 +316,29 @@ def blockwise_instances(
         overwrite: replace an existing ``out`` (default False: refuse).
         progress: show progress bars.
     """
-    from ..io import create_volume
+    from ..io import create_volume, open_volume
+    from ..io.zarr_io import is_zarr_node
 
     threshold, connectivity, min_size = check_instance_options(threshold, connectivity, min_size)
     source = open_source(prob)
     ch = pick_channel(source, channel)
     blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
     sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
-    if isinstance(prob, (str, Path)) and _same_place(prob, out):
-        raise UserError(f"--out {out} is, or lies inside or around, the input {prob}; write the labels to another path")
+    if isinstance(prob, (str, Path)):
+        refuse_overlap({"--out": out}, {"--prob": prob})
+    out = Path(out)
+    if out.exists() and overwrite and not is_zarr_node(out):
+        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
     dtype = mito.label_dtype(int(np.prod(source.shape, dtype=np.int64)))
-    target = create_volume(
-        out, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",
-        chunks=output_chunks(parse_block(block_shape), source.shape), overwrite=overwrite,
-    )
     where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
     rule = partial(mito.probability_to_mask, threshold=threshold, where=where)
-    with scheduler_session(sched) as session:
+    # the labels are written beside ``out`` and moved into place only when complete: a bad
+    # probability found in block 7 leaves an earlier ``out`` as it was
+    with staged(out, overwrite) as stage, scheduler_session(sched) as session:
+        target = create_volume(
+            stage, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",
+            chunks=output_chunks(parse_block(block_shape), source.shape), name=out.name,
+        )
         (pieces,) = label_blocks(LabelTask(source, (ch,), (rule,), connectivity), blocks, session, progress, "label blocks")
         table, bases = stitch(pieces, connectivity, min_size)
         node_label = table.node_label.astype(dtype)
@@ -340,12 +347,7 @@ def blockwise_instances(
             for b in blocks
         ]
         run_blocks(WriteTask(source, ch, rule, connectivity, target), items, scheduler=session, progress=progress, desc="write labels")
-    return Instances(target, len(table.counts))
-
-
-def _same_place(a: str | Path, b: str | Path) -> bool:
-    pa, pb = Path(str(a).split(":/")[0]).resolve(), Path(b).resolve()
-    return pa == pb or pa in pb.parents or pb in pa.parents
+    return Instances(open_volume(str(out), mode="r+"), len(table.counts))
 
 
 def blockwise_points(

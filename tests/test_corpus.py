@@ -1,0 +1,114 @@
+"""Hostile but realistic user inputs on every verb: each ends in exit code 2 with one line
+``error: ...`` naming the thing and the fix, no traceback, and every input and earlier output
+byte-identical afterwards (the write discipline of :mod:`masktwins3d.atomic`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from masktwins3d.config import load_config
+from masktwins3d.io import create_volume
+from masktwins3d.train import train
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import tiny_overrides, write_pair
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mito_demo.yaml"
+PROGRESS = re.compile(r"\d+%\|")  # a progress bar drawn before the error is not a second message
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny pair, a trained 2D checkpoint, a probability map, labels and reports: the files a
+    user has after a first run (module-scoped; each test copies what it may touch)."""
+    root = tmp_path_factory.mktemp("world")
+    pair = {"source": write_pair(root, "source", seed=1), "target": write_pair(root, "target", seed=2, bright=-0.5), "root": root}
+    ckpt = train(load_config(None, tiny_overrides(pair, "noadapt", root / "run", iterations=1)))
+    return {"pair": pair, "ckpt": ckpt}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _prob(tmp: Path, value: float = 0.9, name: str = "prob.zarr") -> str:
+    v = create_volume(tmp / name, (4, 32, 32), np.float32, voxel_size=(40, 5, 5))
+    a = np.zeros((4, 32, 32), np.float32)
+    a[:, 8:16, 8:16] = value
+    v[:] = a
+    return str(tmp / name)
+
+
+def _labels(tmp: Path, name: str = "labels.zarr") -> str:
+    v = create_volume(tmp / name, (4, 32, 32), np.uint8, voxel_size=(40, 5, 5))
+    a = np.zeros((4, 32, 32), np.uint8)
+    a[:, 2:6, 2:6] = 1
+    v[:] = a
+    return str(tmp / name)
+
+
+def _h5(tmp: Path) -> str:
+    import h5py
+
+    with h5py.File(tmp / "gt.h5", "w") as f:
+        f["mito"] = np.zeros((4, 32, 32), np.uint8)
+    return str(tmp / "gt.h5")
+
+
+def _train_args(world, tmp: Path, *extra: str) -> list[str]:
+    pair = {**world["pair"], "root": tmp}
+    return ["train", "--config", CONFIG, *tiny_overrides(pair, "noadapt", tmp / "run", iterations=1), *extra]
+
+
+def _earlier_run(world, tmp: Path) -> None:
+    train(load_config(None, tiny_overrides(world["pair"], "noadapt", tmp / "run", iterations=1)))
+
+
+# (name, set-up(world, tmp) -> argv, needles in the one line)
+CASES = [
+    ("predict onto its own input", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t) + "/0", "--output",
+                                                 t / "prob.zarr/0", "--overwrite", "--patch", "32,32"], ["is the input", "another path"]),
+    ("predict into the store around its input", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output",
+                                                              t, "--overwrite", "--patch", "32,32"], ["contains the input"]),
+    ("predict over the checkpoint's folder", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output",
+                                                           Path(w["ckpt"]).parent, "--overwrite"], ["--checkpoint"]),
+    ("evaluate mito --json onto the ground truth", lambda w, t: ["evaluate", "mito", "--pred", _prob(t), "--gt", _h5(t), "--json",
+                                                                  t / "gt.h5", "--overwrite"], ["--json", "is the input --gt"]),
+    ("evaluate mito --csv into the prediction", lambda w, t: ["evaluate", "mito", "--pred", _prob(t), "--gt", _labels(t), "--json",
+                                                               t / "r.json", "--csv", t / "prob.zarr" / "r.csv"], ["--csv", "lies inside"]),
+    ("postprocess mito out of range over earlier labels", lambda w, t: ["postprocess", "mito", "--prob", _prob(t, 1.7), "--out",
+                                                                         _labels(t), "--overwrite"], ["prob.zarr"]),
+    ("postprocess mito onto its input", lambda w, t: ["postprocess", "mito", "--prob", _prob(t), "--out", t / "prob.zarr",
+                                                       "--overwrite"], ["is the input --prob"]),
+    ("postprocess synapse onto its input", lambda w, t: ["postprocess", "synapse", "--prob", _prob(t), "--out", t / "prob.zarr",
+                                                          "--overwrite"], ["is the input --prob"]),
+    ("train optim.lr=-1 --overwrite", lambda w, t: (_earlier_run(w, t), _train_args(w, t, "optim.lr=-1", "--overwrite"))[1],
+     ["optim.lr=-1.0", "optim.lr=1e-4"]),
+    ("train optim.betas=[2,2] --overwrite", lambda w, t: (_earlier_run(w, t), _train_args(w, t, "optim.betas=[2,2]", "--overwrite"))[1],
+     ["optim.betas"]),
+    ("train optim.lr=nan", lambda w, t: _train_args(w, t, "optim.lr=nan"), ["optim.lr=nan"]),
+    ("train model.widths=[4,8]", lambda w, t: _train_args(w, t, "model.widths=[4,8]"), ["model.widths", "five"]),
+    ("train loss.lambda_cm=-3", lambda w, t: _train_args(w, t, "loss.lambda_cm=-3"), ["loss.lambda_cm"]),
+    ("train loss.threshold=[1.5]", lambda w, t: _train_args(w, t, "loss.threshold=[1.5]"), ["loss.threshold"]),
+    ("train teacher.alpha_max=2", lambda w, t: _train_args(w, t, "teacher.alpha_max=2"), ["teacher.alpha_max"]),
+    ("train mask.ratio=1.5", lambda w, t: _train_args(w, t, "mask.ratio=1.5"), ["mask.ratio"]),
+    ("train a probability above 1", lambda w, t: _train_args(w, t, "data.augmentations.elastic_p=3"), ["elastic_p"]),
+    ("train --config a folder", lambda w, t: ["train", "--config", t], ["is a folder"]),
+]
+
+
+@pytest.mark.parametrize("name,setup,needles", CASES, ids=[c[0] for c in CASES])
+def test_user_mistake_is_one_line_and_loses_nothing(capsys, world, tmp_path, name, setup, needles):
+    argv = setup(world, tmp_path)
+    before, world_before = snapshot(tmp_path), snapshot(world["pair"]["root"])
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, *argv)
+    err = "\n".join(line for line in err.splitlines() if not PROGRESS.search(line))
+    assert_user_error(code, err, *needles)
+    assert "Traceback" not in err
+    assert snapshot(tmp_path) == before, f"{name}: a file changed"
+    assert snapshot(world["pair"]["root"]) == world_before, f"{name}: an input changed"
