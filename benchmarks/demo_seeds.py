@@ -29,19 +29,23 @@ from masktwins3d.atomic import atomic_write_json  # noqa: E402
 from masktwins3d.demo import METHODS, SYNAPSE_METHODS, WEIGHTS, run_demo  # noqa: E402
 from masktwins3d.evaluate.paired import format_difference, paired_difference  # noqa: E402
 
-PAIRS = (("masktwins", "noadapt"), ("masktwins", "rmask"), ("rmask", "noadapt"), ("mic", "noadapt"), ("oracle", "noadapt"))
+PAIRS = (("masktwins", "noadapt"), ("masktwins", "rmask"), ("rmask", "noadapt"), ("mic", "noadapt"), ("oracle", "noadapt"),
+         ("masktwins", "source"), ("noadapt", "source"))
+"""``source`` is the source model every method starts from (not budget-matched: fewer iterations):
+a user gets its EMA for free, so an adapting method should beat it too."""
 METRICS = {"mito": ("iou", "f1", "mcc", "map"), "synapse": ("f1", "f1_pre", "f1_post")}
 
 
 def summarise(reports: dict[int, dict], track: str) -> dict:
     """Per method, weights and metric: mean and sample sd over seeds; per pair: paired differences."""
     seeds = sorted(reports)
-    methods = [m for m in METHODS if all(m in reports[s][track]["methods"] for s in seeds)]
+    runs = {s: {"source": reports[s][track]["source"]["scores"], **reports[s][track]["methods"]} for s in seeds}
+    methods = [m for m in ("source", *METHODS) if all(m in runs[s] for s in seeds)]
     table = {}
     for m in methods:
         table[m] = {}
         for w in WEIGHTS:
-            rows = [reports[s][track]["methods"][m][w] for s in seeds]
+            rows = [runs[s][m][w] for s in seeds]
             table[m][w] = {k: {"mean": float(np.mean([r[k] for r in rows])),
                                "sd": float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0}
                            for k in METRICS[track]}
@@ -49,8 +53,8 @@ def summarise(reports: dict[int, dict], track: str) -> dict:
     diffs = {}
     for a, b in PAIRS:
         if a in methods and b in methods:
-            diffs[f"{a} - {b}"] = {w: paired_difference([reports[s][track]["methods"][a][w][key] for s in seeds],
-                                                        [reports[s][track]["methods"][b][w][key] for s in seeds]) for w in WEIGHTS}
+            diffs[f"{a} - {b}"] = {w: paired_difference([runs[s][a][w][key] for s in seeds], [runs[s][b][w][key] for s in seeds])
+                                   for w in WEIGHTS}
     return {"metric": key, "table": table, "paired": diffs}
 
 
@@ -127,7 +131,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/demo_seeds")
     p.add_argument("--config", default=None)
     p.add_argument("--tracks", nargs="+", default=["mito", "synapse"])
-    p.add_argument("--methods", nargs="+", default=None, help="mito methods (default: all five)")
+    p.add_argument("--methods", nargs="+", default=None, help="mito methods (default: the demo's, masktwins3d.demo.DEMO_METHODS)")
     p.add_argument("--synapse-methods", nargs="+", default=None, help=f"synapse methods (default: {' '.join(SYNAPSE_METHODS)})")
     p.add_argument("--curves", action="store_true", help="keep snapshots and score them for learning curves")
     p.add_argument("--snapshot-every", type=int, default=50)

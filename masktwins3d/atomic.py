@@ -99,7 +99,8 @@ def overlaps(a: Path, b: Path) -> bool:
 
 def refuse_overlap(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
     """One :class:`~masktwins3d.errors.UserError` line when an output is, contains or lies inside
-    an input (which writing it would destroy while it is read); ``None`` entries are skipped.
+    an input (which writing it would destroy while it is read), or lies under a file; ``None``
+    entries are skipped.
 
     Args:
         outputs: flag or name -> output spec, e.g. ``{"--output": "out.zarr"}``.
@@ -111,6 +112,11 @@ def refuse_overlap(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         if out is None:
             continue
         o = spec_path(out)
+        for parent in o.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UserError(f"{out_name} {out} lies under {parent}, which is a file, not a folder; choose a path in a folder")
+                break
         for in_name, spec in inputs.items():
             spec = getattr(spec, "path", spec)
             if spec is None:

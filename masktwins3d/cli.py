@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -204,7 +205,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserError("--label, --rule, --like and --sections go with --input; a dataset descriptor states which volumes are labels and their rules")
     if not args.data_root or not args.split:
         raise UserError(f"--dataset {args.dataset} needs --data-root FOLDER and --split NAME; list the splits with `masktwins3d datasets`")
-    refuse_overlap({"--output": args.output}, {"--data-root": args.data_root})
     dataset = load_dataset(args.dataset, args.data_root)
     for name, summary in convert_split(dataset, args.split, args.output, names=args.volumes, **common):
         print(f"[{dataset.name} {args.split} {name}]")
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tracks", nargs="+", default=list(DEFAULT_TRACKS), help=f"mito, synapse or both (default: {' '.join(DEFAULT_TRACKS)})")
     d.add_argument("--data", default="volumes/demo", help="where the synthetic volumes are written (default: volumes/demo)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    d.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all five)")
+    d.add_argument("--methods", nargs="+", default=None, help="mito methods among noadapt mic rmask masktwins oracle (default: noadapt rmask masktwins oracle)")
     d.add_argument("--seed", type=int, default=0, help="seed of the data and of every run (default: 0)")
     d.add_argument("--iterations", type=int, default=None, help="mito source-model iterations (default: the config's)")
     d.add_argument("--synapse-iterations", type=int, default=None, help="synapse source-model iterations (default: the config's)")
@@ -392,12 +392,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_NEGATIVE = re.compile(r"^-\d")
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--offset -5,0,0`` -> ``--offset=-5,0,0``: argparse would read a value that starts with a
+    minus sign and is not a plain number as an unknown option."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         return args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system said no: permission, space, a file where a folder should be
+        if exc.filename is None:
+            raise
+        print(f"error: cannot use {exc.filename} ({exc.strerror or type(exc).__name__}); check that the path is right, "
+              "that you may write there and that the disk has space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

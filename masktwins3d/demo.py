@@ -30,11 +30,18 @@ from .atomic import atomic_write, atomic_write_json
 from .errors import UserError
 
 METHODS = ("noadapt", "mic", "rmask", "masktwins", "oracle")
+DEMO_METHODS = ("noadapt", "rmask", "masktwins", "oracle")
+"""The mito methods `masktwins3d demo` runs by default: source-only, the paper's method, its
+independent-mask ablation and the oracle (``--methods`` adds ``mic``; left out of the default so
+that the demo fits 15 minutes on a 2-core CPU)."""
 SYNAPSE_METHODS = ("noadapt", "masktwins")
 WEIGHTS = ("ema", "student")
 """Both weights of every run are scored; the first is the headline."""
-ADAPT_ITERATIONS = {"mito": 300, "synapse": 200}
-"""Iterations of the warm-started phase per track (the source phase is the config's)."""
+ADAPT_ITERATIONS = {"mito": 100, "synapse": 100}
+"""Iterations of the warm-started phase per track (the source phase is the config's). Set by the
+demo's time limit (15 minutes with the install on a 2-core CPU), not by scores: the 3-seed
+learning curves at 300 / 200 iterations (BENCHMARKS.md) show every warm-started method's target
+score flat or falling after its first 50-100 iterations, so a shorter phase loses nothing."""
 ADAPT_SETTINGS = {
     "mito": ("optim.lr=2e-4", "optim.warmup=20"),
     "synapse": ("optim.lr=2e-4", "optim.warmup=20"),
@@ -154,7 +161,8 @@ def run_demo(
         data_dir: where the synthetic volumes go (synapse volumes in ``data_dir/synapse``).
         out_dir: run folder (the source model in ``out_dir/source``, warm-started runs in
             ``out_dir/<method>``; synapse runs likewise under ``out_dir/synapse``).
-        methods / synapse_methods: subsets of :data:`METHODS` / :data:`SYNAPSE_METHODS`.
+        methods / synapse_methods: subsets of :data:`METHODS` (default :data:`DEMO_METHODS`) /
+            :data:`SYNAPSE_METHODS`.
         seed: seed of the data and of every run.
         iterations / synapse_iterations: override the configs' iterations (the source phase).
         adapt_iterations / synapse_adapt_iterations: iterations of the warm-started phase
@@ -172,7 +180,7 @@ def run_demo(
     bad = [t for t in tracks if t not in TRACKS]
     if bad or not tracks:
         raise UserError(f"--tracks {bad[0] if bad else '(none)'!r} is unknown; choose from {list(TRACKS)}")
-    methods = tuple(methods or METHODS)
+    methods = tuple(methods or DEMO_METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"--methods {unknown[0]!r} is unknown; choose from {list(METHODS)}")

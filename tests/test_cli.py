@@ -159,3 +159,11 @@ def test_not_a_checkpoint(capsys, tiny_pair, tmp_path):
     code, _, err = run_cli(capsys, "predict", "--checkpoint", tmp_path / "x.pt", "--input", tiny_pair["target"][0], "--output", tmp_path / "o.zarr")
     assert_user_error(code, err, "x.pt")
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_negative_value_after_a_flag_is_a_value():
+    from masktwins3d.cli import join_negative_values
+
+    assert join_negative_values(["convert", "--offset", "-5,0,0", "--input", "a"]) == ["convert", "--offset=-5,0,0", "--input", "a"]
+    assert join_negative_values(["train", "optim.lr=-1", "--overwrite"]) == ["train", "optim.lr=-1", "--overwrite"]
+    assert join_negative_values(["evaluate", "--offset=-1,2,3"]) == ["evaluate", "--offset=-1,2,3"]

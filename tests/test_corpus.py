@@ -98,6 +98,11 @@ CASES = [
     ("train mask.ratio=1.5", lambda w, t: _train_args(w, t, "mask.ratio=1.5"), ["mask.ratio"]),
     ("train a probability above 1", lambda w, t: _train_args(w, t, "data.augmentations.elastic_p=3"), ["elastic_p"]),
     ("train --config a folder", lambda w, t: ["train", "--config", t], ["is a folder"]),
+    ("predict into a path under a file", lambda w, t: ((t / "afile").write_text("x"), ["predict", "--checkpoint", w["ckpt"], "--input",
+                                                        _prob(t), "--output", t / "afile" / "p.zarr", "--patch", "32,32"])[1],
+     ["afile", "which is a file"]),
+    ("evaluate synapse --json onto its ground truth", lambda w, t: ["evaluate", "synapse", "--pred", _h5(t), "--gt", _h5(t), "--json",
+                                                                     t / "gt.h5", "--overwrite"], ["--json", "is the input"]),
 ]
 
 

@@ -1,0 +1,157 @@
+"""Why masktwins loses synapses on the demo pair: a screen of one-change variants on
+calibration seeds that the reported tables never use.
+
+The 3-seed demo tables (`benchmarks/demo_seeds.py`, seeds 0, 1, 2) show masktwins losing
+0.18-0.34 synapse F1 against noadapt continued, and the learning curves show most of the loss in
+the first 50 warm-started iterations. This screen regenerates the synthetic synapse pair for
+calibration seeds (default 10, 11, 12: disjoint from the reporting seeds), trains each seed's
+noadapt source model exactly as the demo does, then warm-starts every variant from it with the
+demo's adapt settings (``masktwins3d.demo.ADAPT_SETTINGS["synapse"]``, the demo's schedule over
+``--schedule`` iterations) and stops after ``--steps`` of them, where the curves show the
+collapse already happened. Each variant differs from the demo's masktwins in one setting a
+hypothesis about the collapse names (:data:`VARIANTS`, fixed before any was scored). Scores:
+WASPSYN F1 of the EMA and last-student weights on the seed's held-out synthetic target, and
+paired per-seed differences against noadapt and masktwins stopped at the same step. Resumable:
+a run whose scores exist is read, not retrained. Usage::
+
+    .venv/bin/python benchmarks/synapse_calibration.py --seeds 10 11 12 --out runs/synapse_calibration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from masktwins3d.atomic import atomic_write_json  # noqa: E402
+from masktwins3d.demo import ADAPT_ITERATIONS, ADAPT_SETTINGS, WEIGHTS, default_config  # noqa: E402
+from masktwins3d.evaluate.paired import format_difference, paired_difference  # noqa: E402
+
+VARIANTS = {
+    "noadapt": ["method=noadapt"],
+    "masktwins": [],
+    # the teacher's positives (false ones included) are taught 30x as hard as its negatives: plain BCE in L_cl
+    "cl_pos_weight_1": ["loss.cl_pos_weight=[1.0]"],
+    # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
+    "patch_6": ["mask.patch=6"],
+    # no cross-mask consistency (L_cl on both masked views only)
+    "no_cm": ["loss.cm=false"],
+    # no masks: mean-teacher self-training on the whole target crop (is masking the cause?)
+    "no_mask": ["mask.kind=none", "loss.cm=false"],
+    # no AdaIN: the source model was trained without it, the warm-started student switches it on
+    "no_adain": ["model.adain=false"],
+}
+
+
+def source_model(seed: int, out: Path) -> tuple[Path, dict]:
+    """The seed's synthetic synapse volumes and noadapt source model, as `masktwins3d demo` makes them."""
+    from masktwins3d.config import load_config
+    from masktwins3d.synth import write_synapse_demo_data
+    from masktwins3d.train import train
+
+    seed_dir = out / f"seed{seed}"
+    specs_path = seed_dir / "specs.json"
+    ckpt = seed_dir / "source" / "checkpoint.pt"
+    if specs_path.is_file() and ckpt.is_file():
+        return ckpt, json.loads(specs_path.read_text())
+    specs = write_synapse_demo_data(seed_dir / "volumes", seed=seed, overwrite=True)
+    run = load_config(default_config("synapse_demo.yaml"), [
+        "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}",
+        f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
+        f"data.target.raw={specs['target_train']['raw']}", "train.progress=false",
+    ])
+    ckpt = train(run, overwrite=True)
+    atomic_write_json(specs_path, specs)
+    return ckpt, specs
+
+
+def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, steps: int, schedule: int) -> dict:
+    """Both weights' F1 and point counts of one variant stopped after ``steps`` of a ``schedule``-long run."""
+    from masktwins3d.config import load_config
+    from masktwins3d.evaluate.synapse import score_synapses
+    from masktwins3d.inference.checkpoint import predict_with_checkpoint
+    from masktwins3d.io.points import read_points
+    from masktwins3d.postprocess.synapse import probabilities_to_points
+    from masktwins3d.train import build_trainer
+
+    run_dir = out / f"seed{seed}" / name
+    scores = run_dir / "scores.json"
+    if scores.is_file():
+        return json.loads(scores.read_text())
+    overrides = [
+        "method=masktwins", f"train.out_dir={run_dir}", f"train.seed={seed}", f"optim.iterations={schedule}",
+        f"train.init={source}", "loss.target_start=0", *ADAPT_SETTINGS["synapse"], "train.progress=false",
+        f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
+        f"data.target.raw={specs['target_train']['raw']}", *VARIANTS[name],
+    ]
+    run = load_config(default_config("synapse_demo.yaml"), overrides)
+    t = time.perf_counter()
+    trainer = build_trainer(run, overwrite=True)
+    trainer.iterations = steps  # the schedule of a `schedule`-long run, stopped early (its checkpoint is written)
+    ckpt = trainer.run()
+    seconds = time.perf_counter() - t
+    gt = read_points(specs["target_test"]["points"])
+    result = {"seconds": seconds}
+    for w in WEIGHTS:
+        prob = predict_with_checkpoint(ckpt, specs["target_test"]["raw"], run_dir / f"prob_{w}.zarr", patch_size=tuple(run.data.crop),
+                                       overlap=0.25, progress=False, weights=w, overwrite=True)
+        points = probabilities_to_points(np.asarray(prob[:]))
+        s = score_synapses(points, gt)
+        result[w] = {"f1": float(s["f1"]), "f1_pre": float(s["f1_pre"]), "f1_post": float(s["f1_post"]),
+                     "n_pre": int(len(points.pre)), "n_post": int(len(points.post))}
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    result["label_free"] = {k: float(np.mean([r[k] for r in log if k in r])) for k in ("pl_foreground", "pred_foreground", "source_foreground", "quality")
+                            if any(k in r for r in log)}
+    result["gt"] = {"n_pre": int(len(gt.pre)), "n_post": int(len(gt.post))}
+    atomic_write_json(scores, result)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/synapse_calibration")
+    p.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--steps", type=int, default=50, help="warm-started iterations run (default 50)")
+    p.add_argument("--schedule", type=int, default=ADAPT_ITERATIONS["synapse"], help="length of the schedule they follow")
+    args = p.parse_args()
+    out = Path(args.out)
+    results: dict[str, dict[int, dict]] = {name: {} for name in args.variants}
+    for seed in args.seeds:
+        source, specs = source_model(seed, out)
+        for name in args.variants:
+            r = run_variant(seed, out, name, source, specs, args.steps, args.schedule)
+            results[name][seed] = r
+            lf = r.get("label_free", {})
+            print(f"seed {seed} {name:<16} " + "  ".join(f"{w} F1 {r[w]['f1']:.3f} ({r[w]['n_pre']}/{r[w]['n_post']})" for w in WEIGHTS)
+                  + (f"  pseudo-label fg {lf['pl_foreground']:.5f} / source {lf['source_foreground']:.5f}" if "pl_foreground" in lf else "")
+                  + f"  ({r['seconds']:.0f} s)", flush=True)
+    seeds = args.seeds
+    print(f"\nsynapse calibration: seeds {seeds}, {args.steps} of {args.schedule} warm-started iterations; WASPSYN F1 (mean over seeds)")
+    print(f"{'variant':<18}" + "".join(f"{w + ' F1':>11}" for w in WEIGHTS) + "   minus noadapt (EMA), mean [95 % t]     minus masktwins (EMA)")
+    paired = {}
+    for name in args.variants:
+        vals = [results[name][s]["ema"]["f1"] for s in seeds]
+        row = f"{name:<18}" + "".join(f"{np.mean([results[name][s][w]['f1'] for s in seeds]):>11.3f}" for w in WEIGHTS)
+        d = {}
+        for ref in ("noadapt", "masktwins"):
+            if ref in results and ref != name:
+                d[ref] = paired_difference(vals, [results[ref][s]["ema"]["f1"] for s in seeds])
+        paired[name] = d
+        print(row + "   " + "   ".join(format_difference(d[r], 1, 3) if r in d else f"{'-':>30}" for r in ("noadapt", "masktwins")))
+    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule,
+                                             "variants": {k: VARIANTS[k] for k in args.variants},
+                                             "results": {k: {str(s): v for s, v in r.items()} for k, r in results.items()},
+                                             "paired": paired})
+    print(f"\nsummary: {out / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()
