@@ -261,7 +261,14 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise UserError(f"override {item!r} is not key=value; write e.g. optim.lr=1e-4")
     key, value = item.split("=", 1)
-    return key.strip(), yaml.safe_load(value) if value != "" else None
+    if value == "":
+        return key.strip(), None
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"override {item!r}: the value is not valid YAML ({problem}); write e.g. optim.iterations=300 or "
+                        "model.widths=[16,32,64,128,128]") from None
 
 
 def _split_sources(data: Any, where: str) -> Any:
@@ -311,6 +318,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             cfg = OmegaConf.merge(cfg, loaded)
         except OmegaConfBaseException as exc:
             raise _structured_error(exc, str(path)) from None
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"config file {path}: a value has the wrong shape ({exc}); compare it with configs/mito_demo.yaml") from None
     for item in overrides:
         key, value = _parse_override(item)
         try:
@@ -322,7 +331,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={_yaml_dump(value)}"]))
         except OmegaConfBaseException as exc:
             raise _structured_error(exc, f"override {item!r}") from None
-    run: RunConfig = OmegaConf.to_object(cfg)
+        except (TypeError, ValueError) as exc:  # OmegaConf's own: e.g. a mapping given for a list
+            raise UserError(f"bad value for config key {key!r} in override {item!r} ({exc}); give a value of the key's type, "
+                            "see configs/*.yaml") from None
+    try:
+        run: RunConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise _structured_error(exc, "the merged config") from None
     return resolve(run)
 
 
