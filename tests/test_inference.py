@@ -223,3 +223,30 @@ def test_predict_volume_bad_settings(tmp_path, raw, kwargs, match):
         predict_volume(model, vol, tmp_path / "p.zarr", preprocess=preprocess, progress=False, **kwargs)
     assert "\n" not in str(info.value)
     assert model.calls == 0 and not (tmp_path / "p.zarr").exists()
+
+
+def test_voxel_size_mismatch_by_hand():
+    from masktwins3d.inference.checkpoint import voxel_size_mismatch
+
+    assert voxel_size_mismatch((8, 8, 8), (8, 8, 8)) == 1.0
+    assert voxel_size_mismatch((8, 8, 8), (30, 10, 10)) == pytest.approx(30 / 8)
+    assert voxel_size_mismatch((40, 4, 4), (40, 8, 2)) == pytest.approx(2.0)
+    assert voxel_size_mismatch(None, (8, 8, 8)) is None
+    assert voxel_size_mismatch((8, 8, 8), (1, 1, 1)) is None  # not recorded
+
+
+def test_a_3d_model_on_another_voxel_size_is_noted_or_refused(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from masktwins3d.inference import checkpoint as ck
+
+    monkeypatch.setattr(ck, "load_checkpoint", lambda path: {"voxel_size": [8.0, 8.0, 8.0]})
+    vol = SimpleNamespace(path="v.zarr", voxel_size=(30.0, 10.0, 10.0))
+    with pytest.raises(UserError, match=r"v.zarr has 30 x 10 x 10 nm voxels.*--resample never"):
+        ck.check_voxel_size_3d("c.pt", vol, 3, "auto")
+    ck.check_voxel_size_3d("c.pt", vol, 3, "never")
+    assert "note: v.zarr has 30 x 10 x 10 nm" in capsys.readouterr().err
+    ck.check_voxel_size_3d("c.pt", SimpleNamespace(path="w.zarr", voxel_size=(10.0, 8.0, 8.0)), 3, "auto")
+    assert "x1.25" in capsys.readouterr().err
+    ck.check_voxel_size_3d("c.pt", SimpleNamespace(path="w.zarr", voxel_size=(8.0, 8.0, 8.0)), 3, "auto")
+    assert capsys.readouterr().err == ""

@@ -66,6 +66,46 @@ def resample_factors(checkpoint: str | Path, volume, dims: int) -> tuple[float, 
     return zoom_factors(volume.voxel_size, trained_at) if trained_at else None
 
 
+VOXEL_NOTE = 1.05
+"""A 3D model on a volume whose voxel size differs from its training voxel size by more than
+this factor on an axis gets a note."""
+VOXEL_LIMIT = 2.0
+"""Above this factor on an axis it is refused (with ``resample="auto"``) until the user resamples
+the volume or says ``--resample never``: a 3D model is never resampled for."""
+
+
+def voxel_size_mismatch(trained_at, voxel_size) -> float | None:
+    """The largest per-axis factor (>= 1) between a model's training voxel size and a volume's,
+    or None when either is unknown (absent, or 1 nm on every axis: "not recorded")."""
+    if not trained_at or voxel_size is None:
+        return None
+    a, b = [float(v) for v in trained_at], [float(v) for v in voxel_size]
+    if len(a) != len(b) or all(v == 1.0 for v in a) or all(v == 1.0 for v in b) or min(a + b) <= 0:
+        return None
+    return max(max(x / y, y / x) for x, y in zip(a, b))
+
+
+def check_voxel_size_3d(checkpoint: str | Path, volume, dims: int, resample: str) -> None:
+    """Note, or above :data:`VOXEL_LIMIT` refuse, a 3D model on a volume of another voxel size."""
+    if dims != 3:
+        return
+    import sys
+
+    trained_at = load_checkpoint(checkpoint).get("voxel_size")
+    factor = voxel_size_mismatch(trained_at, volume.voxel_size)
+    if factor is None or factor <= VOXEL_NOTE:
+        return
+
+    def nm(v):
+        return " x ".join(f"{float(x):g}" for x in v)
+
+    what = f"{volume.path} has {nm(volume.voxel_size)} nm voxels, the 3D model was trained at {nm(trained_at)} nm (x{factor:.2f} on an axis)"
+    if factor > VOXEL_LIMIT and resample == "auto":
+        raise UserError(f"{what}; a 3D model is not resampled for: resample the volume to its voxel size first, "
+                        "or pass --resample never to predict it as it is")
+    print(f"note: {what}; predicting as it is", file=sys.stderr, flush=True)
+
+
 def predict_with_checkpoint(
     checkpoint: str | Path,
     input_spec,
@@ -149,6 +189,7 @@ def predict_with_checkpoint(
     block_layout(dims, volume.shape[-3:], block_shape)
     if resample not in ("auto", "never"):
         raise UserError(f"--resample {resample!r} is not one of auto, never")
+    check_voxel_size_3d(checkpoint, volume, dims, resample)
     factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
 
     def predict() -> Volume:
