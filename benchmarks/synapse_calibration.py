@@ -39,6 +39,8 @@ VARIANTS = {
     "masktwins": [],
     # the teacher's positives (false ones included) are taught 30x as hard as its negatives: plain BCE in L_cl
     "cl_pos_weight_1": ["loss.cl_pos_weight=[1.0]"],
+    # the teacher's logits without the log(pos_weight) bias BCE puts into them, before thresholding
+    "debias": ["loss.debias_pos_weight=true"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)
@@ -48,6 +50,11 @@ VARIANTS = {
     # no AdaIN: the source model was trained without it, the warm-started student switches it on
     "no_adain": ["model.adain=false"],
 }
+DEFAULT_VARIANTS = ("noadapt", "masktwins", "cl_pos_weight_1", "debias", "no_mask")
+"""Run by default (the others on request): the references, the two pos_weight hypotheses, and
+masking switched off. Chosen after the first calibration runs logged a pseudo-label foreground
+of 13 % against 0.09 % in the source labels (a flood, not a collapse), before any variant but
+masktwins and noadapt was scored."""
 
 
 def source_model(seed: int, out: Path) -> tuple[Path, dict]:
@@ -118,7 +125,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/synapse_calibration")
     p.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=50, help="warm-started iterations run (default 50)")
     p.add_argument("--schedule", type=int, default=ADAPT_ITERATIONS["synapse"], help="length of the schedule they follow")
     args = p.parse_args()

@@ -162,7 +162,13 @@ class LossConfig:
     (null: pos_weight); target_start: iteration from which the target losses (L_cl, L_cm) are
     added; before it the student trains on the source only (0: from the start, the paper's);
     collapse_ratio: warn when the running fraction of target voxels pseudo-labelled foreground
-    falls below this multiple of the source labels' foreground fraction (0: never)."""
+    falls below this multiple of the source labels' foreground fraction (0: never);
+    flood_ratio: warn when it rises above this multiple (0: never);
+    debias_pos_weight: sigmoid head with pos_weight w != 1: subtract log(w) from the teacher's
+    logits before its pseudo-labels are thresholded. BCE with pos_weight w is minimised by
+    logit = log(w) + the true log-odds, so a teacher trained with w = 30 reads "p >= 0.75" where
+    the true posterior is only about 0.09; debiased, delta is a confidence about the true labels
+    again and L_cl (with the same pos_weight as L_sup) treats pseudo-labels as L_sup treats labels."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -178,6 +184,8 @@ class LossConfig:
     cl_pos_weight: Optional[List[float]] = None
     target_start: int = 0
     collapse_ratio: float = 0.25
+    flood_ratio: float = 10.0
+    debias_pos_weight: bool = False
 
 
 @dataclass
@@ -406,6 +414,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "loss.cl_pos_weight": (lambda v: v is None or (len(v) >= 1 and all(_finite(w) and w > 0 for w in v)),
                            "null or finite weights > 0", "loss.cl_pos_weight=null"),
     "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
+    "loss.flood_ratio": (lambda v: _finite(v) and v >= 0, "a finite multiple >= 0 (0: no warning)", "loss.flood_ratio=10"),
     "mask.patch": (lambda v: v >= 1, "a cell edge >= 1 voxel", "mask.patch=32"),
     "mask.ratio": (lambda v: v is None or (_finite(v) and 0 < v < 1), "null or a masked fraction in (0, 1)", "mask.ratio=0.5"),
     "mask.views": (lambda v: v >= 2, "at least 2 views", "mask.views=2"),

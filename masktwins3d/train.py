@@ -453,7 +453,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         amp=run.train.amp,
         env=env,
         snapshot_every=run.train.snapshot_every,
-        guard=CollapseGuard(run.loss.collapse_ratio) if method.needs_target else None,
+        guard=CollapseGuard(run.loss.collapse_ratio, flood=run.loss.flood_ratio) if method.needs_target else None,
     )
     if resume:
         trainer.resume(out_dir / CHECKPOINT)

@@ -219,3 +219,56 @@ def test_teacher_reset_copies_student():
     assert not torch.equal(t.model.weight, student.weight)
     t.reset(student)
     assert torch.equal(t.model.weight, student.weight) and torch.equal(t.model.bias, student.bias)
+
+
+def test_weighted_bce_is_minimised_at_the_true_log_odds_plus_log_pos_weight():
+    """The fact debias_pos_weight rests on: for labels that are 1 with probability q, BCE with
+    pos_weight w is minimised by the logit log(w) + log(q / (1 - q))."""
+    import math
+
+    import torch.nn.functional as F
+
+    from masktwins3d.adapt.methods import pos_weight_prior
+
+    q, w = 0.2, 30.0
+    z = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([z], lr=1.0, max_iter=200)
+    ones, zeros = torch.ones(1), torch.zeros(1)
+
+    def closure():
+        opt.zero_grad()
+        loss = q * F.binary_cross_entropy_with_logits(z, ones, pos_weight=torch.tensor(w)) + (1 - q) * F.binary_cross_entropy_with_logits(z, zeros)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert z.item() == pytest.approx(math.log(w) + math.log(q / (1 - q)), abs=1e-4)
+    assert pos_weight_prior([30.0], 2).tolist() == pytest.approx([math.log(30.0)] * 2)
+    assert pos_weight_prior([1.0, 4.0], 2).tolist() == pytest.approx([0.0, math.log(4.0)])
+    assert pos_weight_prior([1.0], 2) is None
+
+
+def test_debiased_pseudo_labels_threshold_the_true_posterior():
+    """With debias_pos_weight a teacher logit of log(30) + logit(0.5) (p = 0.97 biased) is a true
+    posterior of 0.5: unsure, so it teaches nothing at delta 0.75; without it, a confident positive."""
+    import math
+
+    from masktwins3d.adapt.losses import pseudo_label
+
+    w = 30.0
+    logits = torch.full((1, 1, 2, 2), math.log(w) + 0.0)
+    label, confident = pseudo_label(logits, "sigmoid", [0.75])
+    assert bool(confident.all()) and bool((label == 1).all())
+    label, confident = pseudo_label(logits - math.log(w), "sigmoid", [0.75])
+    assert not bool(confident.any())
+
+
+def test_the_guard_warns_on_a_flood_of_pseudo_labelled_foreground():
+    from masktwins3d.adapt.guard import CollapseGuard, collapse_warning
+
+    assert collapse_warning(0.13, 0.0009, 0.25, 10, flood=10.0).startswith("warning: self-training may be flooding at iteration 10")
+    assert collapse_warning(0.005, 0.0009, 0.25, 10, flood=10.0) is None  # 5.6x: within bounds
+    assert collapse_warning(0.13, 0.0009, 0.25, 10, flood=0.0) is None  # off
+    guard = CollapseGuard(0.25, patience=1, flood=10.0)
+    assert "flooding" in guard.update({"pl_foreground": 0.13, "source_foreground": 0.0009}, 1)
+    assert guard.update({"pl_foreground": 0.13, "source_foreground": 0.0009}, 2) is None  # once per episode

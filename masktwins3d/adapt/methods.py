@@ -59,6 +59,15 @@ def apply_preset(run):
     )
 
 
+def pos_weight_prior(pos_weight, channels: int) -> torch.Tensor | None:
+    """``log(pos_weight)`` per channel, ``(C,)``, or None when every weight is 1: the shift that
+    BCE with ``pos_weight`` puts into the logits it learns."""
+    weights = list(pos_weight) if len(pos_weight) > 1 else [pos_weight[0]] * channels
+    if all(w == 1.0 for w in weights):
+        return None
+    return torch.log(torch.tensor(weights, dtype=torch.float32))
+
+
 class StudentMethod(nn.Module):
     """Base of the methods: ``model`` is the student; ``net`` runs its gradient-carrying forwards.
 
@@ -134,6 +143,8 @@ class MaskedConsistency(StudentMethod):
         threshold = list(run.loss.threshold)
         self.threshold = threshold[0] if self.head is Head.SOFTMAX or len(threshold) == 1 else threshold
         self.adain = bool(run.model.adain)
+        self.prior = pos_weight_prior(run.loss.pos_weight, run.model.out_channels) if (
+            self.head is Head.SIGMOID and run.loss.debias_pos_weight) else None
         self.restart = bool(run.teacher.restart) and run.loss.target_start > 0
 
     def ema_step(self, step: int) -> int:
@@ -165,6 +176,9 @@ class MaskedConsistency(StudentMethod):
             else:
                 with torch.no_grad():
                     t_logits = self.model(xt)
+            if self.prior is not None:
+                shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
+                t_logits = t_logits - shift  # the teacher's logits without the pos_weight bias
             label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion)
             masks = draw_masks(
                 self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
