@@ -76,6 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         resume=args.resume,
         resample=args.resample,
         weights=args.weights,
+        allow_missing=args.allow_missing,
     )
     print(f"probabilities: {out}")
     return 0
@@ -181,8 +182,10 @@ def cmd_postprocess_mito(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from .io import open_volume
     from .io.convert import convert_stack, parse_rule
     from .io.datasets import convert_split, load_dataset
+    from .io.zarr_io import check_dense, is_zarr_spec
 
     voxel_size = _numbers(args.voxel_size, float, "--voxel-size", "50,4.6,4.6 (nm, Z,Y,X)") if args.voxel_size else None
     offset = _numbers(args.offset, int, "--offset", "0,0,0 (voxels, Z,Y,X)") if args.offset else None
@@ -195,6 +198,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
             raise UserError("--data-root, --split and --volumes go with --dataset; with --input, drop them")
         parse_rule(args.rule)
         refuse_overlap({"--output": args.output}, {"--input": args.input, "--like": args.like})
+        if not args.label and not args.allow_missing and is_zarr_spec(Path(args.input)):
+            check_dense(open_volume(args.input), "--input")
         sections = _numbers(args.sections, int, "--sections", "0,10 (start,stop)") if args.sections else None
         if sections is not None and len(sections) != 2:
             raise UserError(f"--sections {args.sections!r} must be two numbers start,stop (stop excluded), e.g. 0,10")
@@ -294,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     r.add_argument("--dtype", choices=["float32", "float16", "uint8"], default="float32", help="output dtype (default: float32)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run into --output: skip the blocks its manifest lists (same settings required)")
+    r.add_argument("--allow-missing", action="store_true",
+                   help="accept a zarr input with missing chunks (they read as its fill value); default: refuse")
     r.add_argument("--resample", choices=["auto", "never"], default="auto",
                    help="auto: a 2D model predicts an input of another known in-plane voxel size (over 5 %% apart) at the voxel size it was trained at, "
                         "and the probabilities come back on the input's grid; never: predict the input as it is (default: auto)")
@@ -382,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--split", default=None, help="split of the dataset, e.g. stack1 (with --dataset)")
     cv.add_argument("--volumes", nargs="+", default=None, help="names to convert from the split, e.g. raw mito (default: all)")
     cv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    cv.add_argument("--allow-missing", action="store_true",
+                    help="accept a zarr image input with missing chunks (they read as its fill value); default: refuse")
     cv.set_defaults(func=cmd_convert)
 
     ds = sub.add_parser("datasets", help="list the dataset descriptors in volumes/*.yaml",

@@ -111,7 +111,8 @@ class DataConfig:
     source: the labelled volume, or (in YAML or an override) a list of labelled volumes of the
     same kind: the first stays ``data.source`` (its voxel size is the model's), the others
     become ``extra_sources``; crops are drawn from each in proportion to its voxels, each with
-    its own normalisation (2D models only)."""
+    its own normalisation (2D models only); allow_missing: accept zarr images with chunks that
+    were never written (they read as the fill value; default false: refused)."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     extra_sources: List[VolumeConfig] = field(default_factory=list)
@@ -129,6 +130,7 @@ class DataConfig:
     min_valid: float = 1.0
     augmentations: AugmentConfig = field(default_factory=lambda: AugmentConfig())
     match_histogram: bool = False
+    allow_missing: bool = False
 
 
 @dataclass

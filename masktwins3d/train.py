@@ -34,6 +34,7 @@ from .data.sampling import MixedCrops, PointCrops, Rejection, SectionCrops
 from .errors import UserError
 from .io import open_volume
 from .io.volume import check_voxel_size
+from .io.zarr_io import check_dense
 from .models import build_model
 
 
@@ -96,12 +97,13 @@ def _open_one(spec: str | None, from_dataset, what: str, voxel_size):
     return vol
 
 
-def _open_pair(vcfg, key: str, need_label: bool, root: str | None = None):
+def _open_pair(vcfg, key: str, need_label: bool, root: str | None = None, allow_missing: bool = False):
     """(raw, label-or-None) of ``data.<key>``: from its specs, or from its dataset descriptor."""
     split = _dataset_split(vcfg, key, root) if vcfg.dataset else None
     if not vcfg.raw and (split is None or split.raw is None):
         raise UserError(f"data.{key}.raw is not set; give the image volume, e.g. data.{key}.raw=volumes/demo/{key}_train.zarr/raw, or data.{key}.dataset=NAME:SPLIT")
     raw = _open_one(vcfg.raw, split.raw if split else None, f"data.{key}.raw", vcfg.voxel_size)
+    check_dense(raw, f"data.{key}.raw", allow_missing, "data.allow_missing=true")
     label = None
     if need_label:
         from_ds = split.labels.get(vcfg.label_name) if split else None
@@ -317,31 +319,31 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     if dims == 3:
         if run.model.head != "sigmoid":
             raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
-        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False, root=run.data.root)
-        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root)
+        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
+        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root, allow_missing=run.data.allow_missing)
         if len(s_points) != run.model.out_channels:
             raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
     else:
-        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True, root=run.data.root)
+        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True, root=run.data.root, allow_missing=run.data.allow_missing)
     extra_sources = []  # (config, raw, label) of data.source's further volumes
     if run.data.extra_sources and not oracle:
         if dims == 3:
             raise UserError(f"data.source lists {1 + len(run.data.extra_sources)} volumes but the 3D synapse track trains on one; "
                             "give a single data.source")
         for i, vcfg in enumerate(run.data.extra_sources, start=1):
-            raw_i, label_i = _open_pair(vcfg, f"source[{i}]", need_label=True, root=run.data.root)
+            raw_i, label_i = _open_pair(vcfg, f"source[{i}]", need_label=True, root=run.data.root, allow_missing=run.data.allow_missing)
             extra_sources.append((vcfg, raw_i, label_i))
     t_raw = None
     method_needs_target = run.method not in ("noadapt", "oracle")
     if method_needs_target:
-        t_raw, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root)
+        t_raw, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
     match_histogram = run.data.match_histogram and not oracle  # oracle: the labelled volume is the target
     t_ref = t_raw  # the target volume whose statistics the source is matched to (also for noadapt)
     if match_histogram and t_ref is None:
         if not (run.data.target.raw or run.data.target.dataset):
             raise UserError("data.match_histogram=true maps the source onto the target's histogram but data.target.raw is not set; "
                             "give data.target.raw (or data.target.dataset), or set data.match_histogram=false")
-        t_ref, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root)
+        t_ref, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
     s_valid = _open_valid(source_cfg, labelled_key, s_raw)
     t_valid = _open_valid(run.data.target, "target", t_raw) if t_raw is not None else None
     t_scale = target_zoom(run, s_raw, t_raw, dims) if t_raw is not None else None

@@ -18,7 +18,7 @@ from cli_helpers import assert_user_error, run_cli
 from conftest import tiny_overrides, write_pair
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mito_demo.yaml"
-PROGRESS = re.compile(r"\d+%\|")  # a progress bar drawn before the error is not a second message
+PROGRESS = re.compile(r"\d+%\|")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,18 @@ def _earlier_run(world, tmp: Path) -> None:
     train(load_config(None, tiny_overrides(world["pair"], "noadapt", tmp / "run", iterations=1)))
 
 
+def _damaged(tmp: Path, how: str) -> str:
+    """A dense raw zarr with one chunk overwritten by garbage or deleted."""
+    v = create_volume(tmp / "raw.zarr", (4, 32, 32), np.uint8, voxel_size=(40, 5, 5), chunks=(1, 32, 32))
+    v[:] = np.random.default_rng(0).integers(1, 255, (4, 32, 32), dtype=np.uint8)
+    chunk = next(p for p in sorted((tmp / "raw.zarr").rglob("*")) if p.is_file() and "/c/" in p.as_posix())
+    if how == "garbage":
+        chunk.write_bytes(b"not a blosc chunk")
+    else:
+        chunk.unlink()
+    return str(tmp / "raw.zarr")
+
+
 # (name, set-up(world, tmp) -> argv, needles in the one line)
 CASES = [
     ("predict onto its own input", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t) + "/0", "--output",
@@ -101,6 +113,17 @@ CASES = [
     ("predict into a path under a file", lambda w, t: ((t / "afile").write_text("x"), ["predict", "--checkpoint", w["ckpt"], "--input",
                                                         _prob(t), "--output", t / "afile" / "p.zarr", "--patch", "32,32"])[1],
      ["afile", "which is a file"]),
+    ("predict a zarr with a damaged chunk", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _damaged(t, "garbage"),
+                                                           "--output", t / "p.zarr", "--patch", "32,32", "--resample", "never"],
+     ["raw.zarr", "cannot be read", "damaged"]),
+    ("predict a zarr with a missing chunk", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _damaged(t, "missing"),
+                                                           "--output", t / "p.zarr", "--patch", "32,32"], ["1 of its 4 chunks are missing", "--allow-missing"]),
+    ("convert a zarr with a damaged chunk", lambda w, t: ["convert", "--input", _damaged(t, "garbage"), "--output", t / "c.zarr"],
+     ["cannot be read"]),
+    ("convert a zarr with a missing chunk", lambda w, t: ["convert", "--input", _damaged(t, "missing"), "--output", t / "c.zarr"],
+     ["chunks are missing"]),
+    ("train on a zarr with a missing chunk", lambda w, t: _train_args(w, t, f"data.source.raw={_damaged(t, 'missing')}"),
+     ["data.source.raw", "data.allow_missing=true"]),
     ("evaluate synapse --json onto its ground truth", lambda w, t: ["evaluate", "synapse", "--pred", _h5(t), "--gt", _h5(t), "--json",
                                                                      t / "gt.h5", "--overwrite"], ["--json", "is the input"]),
 ]
@@ -112,7 +135,9 @@ def test_user_mistake_is_one_line_and_loses_nothing(capsys, world, tmp_path, nam
     before, world_before = snapshot(tmp_path), snapshot(world["pair"]["root"])
     capsys.readouterr()
     code, _, err = run_cli(capsys, *argv)
-    err = "\n".join(line for line in err.splitlines() if not PROGRESS.search(line))
+    # a progress bar drawn before the error is not a second message (the error may follow it on its line)
+    err = "\n".join(line[line.index("error: "):] if "error: " in line else line
+                     for line in err.splitlines() if "error: " in line or not PROGRESS.search(line))
     assert_user_error(code, err, *needles)
     assert "Traceback" not in err
     assert snapshot(tmp_path) == before, f"{name}: a file changed"

@@ -14,6 +14,7 @@ from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
 from ..io import Volume, open_volume
+from ..io.zarr_io import check_dense
 from ..models import build_model
 from ..parallel import parse_scheduler
 from .blockwise import block_layout
@@ -127,6 +128,7 @@ def predict_with_checkpoint(
     resample: str = "auto",
     on_block: Callable[[int, int], None] | None = None,
     weights: str = "student",
+    allow_missing: bool = False,
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
 
@@ -160,6 +162,8 @@ def predict_with_checkpoint(
             (see :func:`~.blockwise.predict_blockwise`).
         weights: student (default) | ema: which weights of the checkpoint predict (see
             :func:`model_from_checkpoint`).
+        allow_missing: accept a zarr input with missing chunks (default False: refuse; see
+            :func:`~masktwins3d.io.zarr_io.check_dense`).
     """
     from .blockwise import CheckpointModel, predict_blockwise
 
@@ -177,6 +181,7 @@ def predict_with_checkpoint(
     model = ref.load(device)
     volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
     input_name = volume.path
+    check_dense(volume, "--input", allow_missing)
     refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
                    {"--input": input_name, "--checkpoint": checkpoint})
     dims = getattr(model, "spatial_dims", 2)

@@ -124,7 +124,15 @@ class Volume:
         key, out_shape, flip = normalize_index(index, self.shape)
         if 0 in out_shape:
             return np.empty(out_shape, dtype=self.dtype)
-        data = np.asarray(self._source[(0,) * self._drop + key])
+        try:
+            data = np.asarray(self._source[(0,) * self._drop + key])
+        except UserError:
+            raise
+        except (RuntimeError, ValueError, OSError, EOFError, KeyError) as exc:  # codec, truncated file, bad chunk
+            where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k) for k in key)
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{self.path}: voxels [{where}] cannot be read ({detail}); the file is damaged or truncated: "
+                            "restore it from a copy or convert the original again") from None
         if flip:
             data = np.flip(data, axis=flip)
         return data[()] if data.ndim == 0 else data

@@ -254,3 +254,24 @@ def _make_group(root: Path, key: str, spec: str) -> zarr.Group:
             raise UserError(f"{spec}: {part!r} inside {root} is an array, not a group; choose another output")
         group = group.require_group(part)
     return group.create_group(parts[-1])
+
+
+def check_dense(volume, what: str, allow_missing: bool = False, fix: str = "--allow-missing") -> None:
+    """Refuse an image volume with chunks that were never written: zarr reads them as its fill
+    value, so a lost chunk of a raw EM volume would otherwise become a slab of zeros silently.
+    Only zarr volumes are checked (other formats have no missing chunks); label volumes may be
+    sparse (empty chunks are not stored) and are not passed here.
+
+    Args:
+        volume: an opened :class:`~masktwins3d.io.volume.Volume`.
+        what: the flag or key that named it, for the message.
+        allow_missing: accept missing chunks (they read as the fill value).
+        fix: how the user says so (``--allow-missing`` or a config key).
+    """
+    source = getattr(volume, "_source", None)
+    if allow_missing or not isinstance(source, zarr.Array):
+        return
+    total, stored = int(source.nchunks), int(source.nchunks_initialized)
+    if stored < total:
+        raise UserError(f"{what} {volume.path}: {total - stored} of its {total} chunks are missing and would read as "
+                        f"{source.fill_value}; restore them from a copy, or pass {fix} if that is intended")
