@@ -129,7 +129,7 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
     from .postprocess.synapse import points_from_volume
 
     from .io import open_volume
-    from .parallel import parse_scheduler
+    from .parallel import check_reachable, parse_scheduler
     from .postprocess.blockwise import DEFAULT_BLOCK, WHOLE_VOLUME_VOXELS, blockwise_points, parse_block
 
     refuse_overlap({"--out": args.out, "--csv": args.csv}, {"--prob": args.prob})
@@ -138,6 +138,7 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
         if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):
             raise UserError(f"{t} exists; pass --overwrite to replace it or choose another output")
     scheduler = parse_scheduler(args.scheduler)
+    check_reachable(scheduler)
     block = parse_block(args.block) if args.block is not None else None
     vol = open_volume(args.prob)
     voxels = 1

@@ -124,6 +124,13 @@ CASES = [
      ["chunks are missing"]),
     ("train on a zarr with a missing chunk", lambda w, t: _train_args(w, t, f"data.source.raw={_damaged(t, 'missing')}"),
      ["data.source.raw", "data.allow_missing=true"]),
+    ("predict on a scheduler nobody runs", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output",
+                                                          t / "p.zarr", "--patch", "32,32", "--scheduler", "tcp://127.0.0.1:1"],
+     ["tcp://127.0.0.1:1", "no dask scheduler"]),
+    ("postprocess mito on a scheduler nobody runs", lambda w, t: ["postprocess", "mito", "--prob", _prob(t), "--out", t / "l.zarr",
+                                                                   "--scheduler", "tcp://127.0.0.1:1"], ["no dask scheduler"]),
+    ("predict on a GPU this torch cannot see", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output",
+                                                              t / "p.zarr", "--device", "cuda"], ["--device cuda", "--device cpu"]),
     ("evaluate synapse --json onto its ground truth", lambda w, t: ["evaluate", "synapse", "--pred", _h5(t), "--gt", _h5(t), "--json",
                                                                      t / "gt.h5", "--overwrite"], ["--json", "is the input"]),
 ]
@@ -131,6 +138,10 @@ CASES = [
 
 @pytest.mark.parametrize("name,setup,needles", CASES, ids=[c[0] for c in CASES])
 def test_user_mistake_is_one_line_and_loses_nothing(capsys, world, tmp_path, name, setup, needles):
+    import torch
+
+    if "GPU" in name and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     argv = setup(world, tmp_path)
     before, world_before = snapshot(tmp_path), snapshot(world["pair"]["root"])
     capsys.readouterr()

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense
 from ..models import build_model
-from ..parallel import parse_scheduler
+from ..parallel import check_reachable, parse_scheduler
 from .blockwise import block_layout
 from .region import check_window_settings
 
@@ -172,12 +172,14 @@ def predict_with_checkpoint(
         raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
     if out.exists() and not (overwrite or resume):
         raise UserError(f"{output} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
-    parse_scheduler(scheduler)
+    check_reachable(parse_scheduler(scheduler))  # before anything is written
     if weights not in WEIGHTS:
         raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
     ref = CheckpointModel.of(checkpoint, weights)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} but this torch sees no CUDA device ({torch.__version__}); use --device cpu or auto")
     model = ref.load(device)
     volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
     input_name = volume.path
@@ -257,10 +259,11 @@ def _predict_resampled(volume, out: Path, factors, overwrite: bool, progress: bo
     work = out.parent / (out.name + ".resample")
     if work.exists():
         shutil.rmtree(work)
-    scaled = resample_volume(volume, str(work / "input.zarr"), factors, out_dtype=volume.dtype, progress=progress)
-    prob = predict(scaled, work / "prob.zarr")
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    result = resample_volume(prob, str(out), (1 / factors[0], 1 / factors[1]), out_dtype=prob.dtype, like=volume, progress=progress)
-    shutil.rmtree(work)
-    return result
+    try:
+        scaled = resample_volume(volume, str(work / "input.zarr"), factors, out_dtype=volume.dtype, progress=progress)
+        prob = predict(scaled, work / "prob.zarr")
+        # an earlier ``out`` was set aside by the caller; this writes the new one
+        return resample_volume(prob, str(out), (1 / factors[0], 1 / factors[1]), out_dtype=prob.dtype, like=volume, progress=progress)
+    finally:  # the working folder goes, whether the prediction finished or not
+        if work.exists():
+            shutil.rmtree(work)

@@ -8,6 +8,6 @@ cluster (:mod:`.scheduler`).
 
 from .blocks import Block, block_grid
 from .manifest import Manifest
-from .scheduler import parse_scheduler, run_blocks
+from .scheduler import check_reachable, parse_scheduler, run_blocks
 
-__all__ = ["Block", "Manifest", "block_grid", "parse_scheduler", "run_blocks"]
+__all__ = ["Block", "Manifest", "block_grid", "check_reachable", "parse_scheduler", "run_blocks"]

@@ -48,6 +48,25 @@ def parse_scheduler(spec: str | None) -> Scheduler:
     raise UserError(f"--scheduler {spec!r} is not none, local, local:N or a dask scheduler address like tcp://host:8786")
 
 
+def check_reachable(scheduler: Scheduler, timeout: float = 3.0) -> None:
+    """For a scheduler address, open (and close) a TCP connection to it, so that an unreachable
+    scheduler is one line before any output is written; other kinds need nothing."""
+    import socket
+    from urllib.parse import urlparse
+
+    if scheduler.kind != "address":
+        return
+    url = urlparse(scheduler.address)
+    if not url.hostname or not url.port:
+        return  # another transport (e.g. inproc://): dask itself reports it
+    try:
+        with socket.create_connection((url.hostname, url.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UserError(f"--scheduler {scheduler.address}: no dask scheduler answers there ({exc.strerror or type(exc).__name__}); "
+                        "start one (dask scheduler), check the address, or use --scheduler local") from None
+
+
 @contextmanager
 def dask_client(scheduler: Scheduler) -> Iterator[Any]:
     """A ``dask.distributed.Client`` for a local cluster or an address (closed afterwards)."""

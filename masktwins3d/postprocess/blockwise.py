@@ -38,7 +38,7 @@ from ..atomic import refuse_overlap, staged
 from ..errors import UserError
 from ..geometry import Roi
 from ..io.points import SynapsePoints
-from ..parallel import Block, block_grid, parse_scheduler, run_blocks
+from ..parallel import Block, block_grid, check_reachable, parse_scheduler, run_blocks
 from ..parallel.scheduler import Scheduler
 from . import mito
 from .stitch import BlockComponents, MergeTable, label_block, local_labels, merge_table, neighbour_directions, resolve, touching_pairs
@@ -324,6 +324,7 @@ def blockwise_instances(
     ch = pick_channel(source, channel)
     blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
     sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
+    check_reachable(sched)
     if isinstance(prob, (str, Path)):
         refuse_overlap({"--out": out}, {"--prob": prob})
     out = Path(out)
