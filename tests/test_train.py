@@ -129,3 +129,15 @@ def test_a_target_voxel_size_stated_twice_too_large_is_flagged_in_meta_and_on_st
     meta = json.loads((tmp_path / "wrong" / "meta.json").read_text())["scale_check"]
     assert meta["ratio"] < 1 / 1.3 and "data.target.voxel_size" in meta["warning"]
     assert "warning: the image correlation length" in capsys.readouterr().err
+
+
+def test_resume_with_another_model_is_one_line(tiny_pair, tmp_path):
+    out = tmp_path / "r"
+    run = tiny_overrides(tiny_pair, "noadapt", out, iterations=4)
+    trainer = build_trainer(load_config(None, run))
+    trainer.iterations = 2
+    trainer.run()
+    before = _tree(out)
+    with pytest.raises(UserError, match=r"another model \(model.widths: \[4, 4, 8, 8, 8\] there, \[4, 4, 8, 8, 16\] here\)"):
+        train(load_config(None, run + ["model.widths=[4,4,8,8,16]"]), resume=True)
+    assert _tree(out) == before

@@ -186,7 +186,18 @@ class Trainer:
         world = int(state.get("world_size", 1))
         if world != self.env.world_size:
             raise UserError(f"{path} was written by {world} process(es) but this run has {self.env.world_size}; resume with the same number (torchrun --nproc_per_node {world}, or no torchrun for 1)")
-        self.model.load_state_dict(state["model"])
+        saved = state.get("model_config")
+        current = self.extra.get("model_config") if isinstance(getattr(self, "extra", None), dict) else None
+        if saved is not None and current is not None and saved != current:
+            diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            shown = ", ".join(f"model.{k}: {saved.get(k)!r} there, {current.get(k)!r} here" for k in diff)
+            raise UserError(f"{path} was written by another model ({shown}); resume with the run's own config.yaml, "
+                            "or start a new run (--overwrite or another train.out_dir)")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError:
+            raise UserError(f"{path} holds weights of another model shape; resume with the run's own config.yaml, "
+                            "or start a new run (--overwrite or another train.out_dir)") from None
         teacher = getattr(self.method, "teacher", None)
         if (teacher is None) != (state["teacher"] is None):
             raise UserError(f"{path} was written {'without' if state['teacher'] is None else 'with'} an EMA teacher but this config differs; resume with the run's own config.yaml")
