@@ -80,6 +80,24 @@ def _damaged(tmp: Path, how: str) -> str:
     return str(tmp / "raw.zarr")
 
 
+def _odd(tmp: Path, kind: str) -> str:
+    """A zarr with a zero-length axis, an int8 zarr, or a multi-page TIFF cut in half."""
+    import tifffile
+    import zarr
+
+    if kind == "empty":
+        zarr.create_array(str(tmp / "z0.zarr"), shape=(0, 32, 32), dtype="uint8", chunks=(1, 32, 32))
+        return str(tmp / "z0.zarr")
+    if kind == "int8":
+        a = zarr.create_array(str(tmp / "i8.zarr"), shape=(4, 32, 32), dtype="int8", chunks=(1, 32, 32))
+        a[:] = np.random.default_rng(0).integers(-100, 100, (4, 32, 32))
+        return str(tmp / "i8.zarr")
+    tifffile.imwrite(tmp / "t.tif", np.random.default_rng(0).integers(0, 255, (8, 64, 64), dtype=np.uint8))
+    with open(tmp / "t.tif", "r+b") as f:
+        f.truncate((tmp / "t.tif").stat().st_size // 2)
+    return str(tmp / "t.tif")
+
+
 # (name, set-up(world, tmp) -> argv, needles in the one line)
 CASES = [
     ("predict onto its own input", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t) + "/0", "--output",
@@ -131,6 +149,14 @@ CASES = [
                                                                    "--scheduler", "tcp://127.0.0.1:1"], ["no dask scheduler"]),
     ("predict on a GPU this torch cannot see", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output",
                                                               t / "p.zarr", "--device", "cuda"], ["--device cuda", "--device cpu"]),
+    ("predict a zarr with a zero-length axis", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _odd(t, "empty"),
+                                                              "--output", t / "p.zarr"], ["z0.zarr", "length 0"]),
+    ("predict an int8 image", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _odd(t, "int8"), "--output", t / "p.zarr",
+                                            "--patch", "32,32"], ["int8", "uint8"]),
+    ("convert a truncated multi-page TIFF", lambda w, t: ["convert", "--input", _odd(t, "tiff"), "--output", t / "c.zarr",
+                                                          "--voxel-size", "40,5,5"], ["t.tif", "truncated"]),
+    ("train with a malformed override", lambda w, t: _train_args(w, t, "optim.iterations=[3"), ["optim.iterations=[3", "not valid YAML"]),
+    ("demo --iterations 0", lambda w, t: ["demo", "--iterations", "0", "--out", t / "demo", "--data", t / "vol"], ["--iterations 0"]),
     ("evaluate synapse --json onto its ground truth", lambda w, t: ["evaluate", "synapse", "--pred", _h5(t), "--gt", _h5(t), "--json",
                                                                      t / "gt.h5", "--overwrite"], ["--json", "is the input"]),
 ]

@@ -237,7 +237,11 @@ def _open_tiff(path: Path, spec: str) -> SectionStack:
         n = int(np.prod(lead, dtype=np.int64)) if lead else 1
 
         def read(z: int) -> np.ndarray:
-            data = tif.asarray(key=z, series=0, maxworkers=1)
+            try:
+                data = tif.asarray(key=z, series=0, maxworkers=1)
+            except (IndexError, ValueError, OSError, EOFError) as exc:  # a truncated or damaged file
+                raise UserError(f"{spec}: page {z} of {n} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no data'}); "
+                                "the TIFF is truncated or damaged: copy it again from the original") from None
             if sample is not None:
                 data = np.take(data, 0, axis=sample)
             return data.astype(data.dtype.newbyteorder("="), copy=False)

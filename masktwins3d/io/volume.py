@@ -65,6 +65,8 @@ class Volume:
         if any(s != 1 for s in shape[: self._drop]):
             raise ValueError(f"{path}: cannot hide axes of length other than 1 in shape {shape}")
         self.shape: tuple[int, ...] = shape[self._drop :]
+        if 0 in self.shape:
+            raise UserError(f"{path} has shape {self.shape}: an axis of length 0 holds no voxels; give a volume with data")
         if axes not in AXES or len(axes) != len(self.shape):
             raise UserError(f"{path} has shape {self.shape} and axes {axes!r}; masktwins3d reads {', '.join(a.upper() for a in AXES)} arrays")
         self.axes: str = axes
