@@ -320,7 +320,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         if run.model.head != "sigmoid":
             raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
         s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
-        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root, allow_missing=run.data.allow_missing)
+        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root)
         if len(s_points) != run.model.out_channels:
             raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
     else:
