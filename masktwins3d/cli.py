@@ -173,7 +173,6 @@ def cmd_postprocess_mito(args: argparse.Namespace) -> int:
     channel = _parsed(args.channel, int, "--channel", "a channel index like 1")
     connectivity = _parsed(args.connectivity, int, "--connectivity", "6, 18 or 26")
     min_size = _parsed(args.min_size, int, "--min-size", "a whole number of voxels like 100")
-    refuse_overlap({"--out": args.out}, {"--prob": args.prob})
     result = blockwise_instances(
         args.prob, args.out, threshold=threshold, channel=channel, connectivity=connectivity, min_size=min_size,
         block_shape=parse_block(args.block), scheduler=args.scheduler, overwrite=args.overwrite, progress=True,
