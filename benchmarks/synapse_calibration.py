@@ -41,6 +41,9 @@ VARIANTS = {
     "cl_pos_weight_1": ["loss.cl_pos_weight=[1.0]"],
     # the teacher's logits without the log(pos_weight) bias BCE puts into them, before thresholding
     "debias": ["loss.debias_pos_weight=true"],
+    # positives capped at the source labels' foreground fraction (the batch's most confident voxels
+    # only): the flood of 13-15 % pseudo-labelled foreground against 0.1 % cannot be taught
+    "prior": ["loss.threshold_rule=prior"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)

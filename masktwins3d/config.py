@@ -156,7 +156,11 @@ class LossConfig:
     confident fraction of its pseudo-class); threshold: pseudo-label confidence delta (one per
     sigmoid channel allowed; a sigmoid voxel teaches only where p >= delta or p <= 1 - delta);
     threshold_rule: fixed (delta for every class) | class_balanced (CBST: per class the smaller
-    of delta and the confidence that the class's most confident cb_portion of voxels reach);
+    of delta and the confidence that the class's most confident cb_portion of voxels reach)
+    | prior (sigmoid head: per channel the larger of delta and the confidence that the batch's
+    most confident voxels reach, as many as the running foreground fraction of the source
+    labels; voxels between 0.5 and it teach nothing, so a teacher whose probabilities are
+    inflated cannot flood the student);
     cb_portion: that fraction, in (0, 1]; views_batched: run the masked views as one
     concatenated batch (same result for instance and group norm, different batch statistics for
     batch norm); pos_weight: weight of positive voxels in the sigmoid head's BCE of L_sup, one
@@ -367,7 +371,7 @@ def resolve(run: RunConfig) -> RunConfig:
     choices = {
         "loss.cm_space": (run.loss.cm_space, ("logits", "probs")),
         "loss.weighting": (run.loss.weighting, ("quality", "per_voxel", "class_quality")),
-        "loss.threshold_rule": (run.loss.threshold_rule, ("fixed", "class_balanced")),
+        "loss.threshold_rule": (run.loss.threshold_rule, ("fixed", "class_balanced", "prior")),
         "train.init_weights": (run.train.init_weights, ("ema", "student")),
         "mask.fill": (run.mask.fill, ("mean", "zero")),
         "mask.kind": (run.mask.kind, ("complementary", "independent", "single", "none")),
@@ -386,6 +390,9 @@ def resolve(run: RunConfig) -> RunConfig:
         raise UserError(f"data.resample={run.data.resample!r} is not one of ['auto', 'never']; fix the config or pass data.resample=auto")
     if not 0.0 < run.data.min_valid <= 1.0:
         raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")
+    if run.loss.threshold_rule == "prior" and run.model.head != "sigmoid":
+        raise UserError(f"loss.threshold_rule=prior is for sigmoid heads but model.head={run.model.head}; "
+                        "use loss.threshold_rule=class_balanced for a softmax head")
     if not 0.0 < run.loss.cb_portion <= 1.0:
         raise UserError(f"loss.cb_portion={run.loss.cb_portion} must be a fraction in (0, 1], e.g. 0.5")
     if not all(0.5 <= t < 1.0 for t in run.loss.threshold) or not run.loss.threshold:

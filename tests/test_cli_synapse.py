@@ -128,3 +128,28 @@ def test_evaluate_waspsyn_script(tmp_path):
     missing = run_script(pred_dir, gt_dir, "--out", tmp_path / "other")
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "_predict.h5" in missing.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_prior_rule_resumes_exactly(tmp_path):
+    """threshold_rule=prior keeps a running source fraction: a resumed run continues it (same weights)."""
+    import torch
+
+    from masktwins3d.adapt.trainer import load_checkpoint
+    from masktwins3d.config import load_config
+    from masktwins3d.train import build_trainer, train
+
+    write_points_h5(tmp_path / "gt.h5", SynapsePoints(np.array([[16, 16, 16], [8, 20, 12]]), np.array([[0, 16, 16, 21], [1, 8, 20, 16]])))
+    args = synapse_train_args(tmp_path, tmp_path / "gt.h5", "masktwins")
+    config, overrides = args[2], [a for a in args[3:] if "=" in str(a)]
+    common = [*overrides, "optim.iterations=4", "loss.target_start=0", "loss.threshold_rule=prior", "train.checkpoint_every=2"]
+    straight = load_checkpoint(train(load_config(config, [*common, f"train.out_dir={tmp_path / 'a'}"])))
+    half = load_config(config, [*common, f"train.out_dir={tmp_path / 'b'}"])
+    trainer = build_trainer(half)
+    trainer.iterations = 2
+    trainer.run()
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["method_state"]["source_fg_count"] == 2
+    resumed = load_checkpoint(train(half, resume=True))
+    assert resumed["method_state"] == straight["method_state"] and straight["method_state"]["source_fg_count"] == 4
+    for key in ("model", "teacher"):
+        for name, value in straight[key].items():
+            assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"

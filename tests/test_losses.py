@@ -272,3 +272,54 @@ def test_the_guard_warns_on_a_flood_of_pseudo_labelled_foreground():
     guard = CollapseGuard(0.25, patience=1, flood=10.0)
     assert "flooding" in guard.update({"pl_foreground": 0.13, "source_foreground": 0.0009}, 1)
     assert guard.update({"pl_foreground": 0.13, "source_foreground": 0.0009}, 2) is None  # once per episode
+
+
+def test_prior_threshold_by_hand():
+    from masktwins3d.adapt.losses import prior_threshold
+
+    p = torch.tensor([0.1, 0.9, 0.3, 0.8, 0.6, 0.95, 0.2, 0.7, 0.4, 0.5])
+    assert prior_threshold(p, 0.2) == pytest.approx(0.9)  # the 2nd largest of 10
+    assert prior_threshold(p, 0.34) == pytest.approx(0.8)  # round(3.4) = 3rd largest
+    assert prior_threshold(p, 0.01) == math.inf  # round(0.1) = 0 voxels: none passes
+    assert prior_threshold(p, 1.0) == pytest.approx(0.1)
+
+
+def test_prior_rule_caps_a_flood_of_sigmoid_positives_by_hand():
+    # channel 0 floods: 6 of 10 voxels at p >= 0.75; the source prior 0.2 keeps the top 2 (0.99, 0.97)
+    # channel 1 is scarce: 1 voxel above delta 0.65, prior 0.3 would allow 3; the cap never adds any below delta
+    p0 = [0.99, 0.97, 0.9, 0.85, 0.8, 0.76, 0.6, 0.3, 0.1, 0.2]
+    p1 = [0.7, 0.6, 0.55, 0.5, 0.1, 0.1, 0.1, 0.1, 0.4, 0.3]
+    p = torch.tensor([p0, p1]).reshape(1, 2, 10)
+    label, conf = pseudo_label(torch.log(p / (1 - p)), "sigmoid", [0.75, 0.65], "prior", prior=[0.2, 0.3])
+    assert label[0, 0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    # taught: the two positives and the negatives p <= 0.25; 0.3 .. 0.9 teach nothing
+    assert conf[0, 0].tolist() == [True, True, False, False, False, False, False, False, True, True]
+    assert label[0, 1].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert conf[0, 1].tolist() == [True, False, False, False, True, True, True, True, False, True]
+    fixed_label, _ = pseudo_label(torch.log(p / (1 - p)), "sigmoid", [0.75, 0.65])
+    assert int(fixed_label[0, 0].sum()) == 7  # p >= 0.5: the flood the prior rule caps
+    with pytest.raises(ValueError, match="sigmoid heads only"):
+        pseudo_label(torch.zeros(1, 2, 4), "softmax", 0.7, "prior", prior=[0.1])
+
+
+def test_prior_rule_uses_the_running_source_fraction():
+    from types import SimpleNamespace
+
+    from masktwins3d.adapt.methods import MaskedConsistency
+
+    run = SimpleNamespace(
+        model=SimpleNamespace(head="sigmoid", out_channels=2, adain=False),
+        mask=SimpleNamespace(kind="complementary"), loss=SimpleNamespace(threshold=[0.75], pos_weight=[1.0], debias_pos_weight=False, target_start=0),
+        teacher=SimpleNamespace(ema=False, restart=False),
+    )
+    method = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())
+    a = torch.zeros(1, 2, 10)
+    a[0, 0, :2] = 1  # batch 1: 0.2 pre, 0.0 post
+    b = torch.zeros(1, 2, 10)
+    b[0, 1, :4] = 1  # batch 2: 0.0 pre, 0.4 post
+    assert method.source_prior(a) == pytest.approx([0.2, 0.0])
+    assert method.source_prior(b) == pytest.approx([0.1, 0.2])
+    state = method.extra_state()
+    fresh = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())
+    fresh.load_extra_state(state)
+    assert fresh.source_prior(a) == method.source_prior(a) == pytest.approx([0.2 / 1.5, 0.4 / 3])

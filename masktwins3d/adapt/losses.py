@@ -27,6 +27,7 @@ class Weighting(str, Enum):
 class ThresholdRule(str, Enum):
     FIXED = "fixed"  # one confidence threshold delta for every class
     CLASS_BALANCED = "class_balanced"  # CBST: per class min(delta, quantile of its confidences)
+    PRIOR = "prior"  # sigmoid: per channel max(delta, confidence of the top source-fraction of voxels)
 
 
 class CMSpace(str, Enum):
@@ -102,12 +103,30 @@ def class_balanced_thresholds(
     return torch.stack(taus)
 
 
+def prior_threshold(prob: torch.Tensor, fraction: float) -> float:
+    """The probability that the most confident ``fraction`` of the voxels of ``prob`` reach: the
+    ``m``-th largest value, ``m = round(fraction * prob.numel())``; ``inf`` when ``m`` is 0 (no
+    voxel passes), the smallest value when ``m`` is every voxel.
+
+    With ``p >= prior_threshold(p, rho)`` as the positive pseudo-labels, at most the top ``rho``
+    of the voxels (ties aside) are labelled foreground: the class prior of the source labels caps
+    what the teacher may call foreground (class-balanced self-training, Zou et al. 2018).
+    """
+    flat = prob.reshape(-1)
+    m = int(round(float(fraction) * flat.numel()))
+    if m <= 0:
+        return float("inf")
+    m = min(m, flat.numel())
+    return float(torch.topk(flat.float(), m, sorted=False).values.min())
+
+
 def pseudo_label(
     teacher_logits: torch.Tensor,
     head: Head,
     threshold: float | Sequence[float],
     rule: ThresholdRule = ThresholdRule.FIXED,
     portion: float = 0.5,
+    prior: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard pseudo-label and a confidence mask from teacher logits.
 
@@ -116,7 +135,11 @@ def pseudo_label(
     Sigmoid, per channel ``c``: label ``p_c >= 0.5``; confident where ``p_c >= tau_c`` (positive)
     or ``p_c <= 1 - delta_c`` (negative), so voxels in between teach nothing; ``tau_c`` is
     ``delta_c`` (``fixed``) or ``min(delta_c, 1 - portion quantile of the p_c >= 0.5 voxels)``
-    (``class_balanced``, positives only: background is never short of confident voxels).
+    (``class_balanced``, positives only: background is never short of confident voxels), or
+    ``max(delta_c, prior_threshold(p_c, prior[c]))`` (``prior``: at most the batch's most
+    confident ``prior[c]`` fraction of voxels, the source labels' foreground fraction, are taught
+    as positives, so a teacher whose probabilities are inflated, e.g. by ``pos_weight``, cannot
+    flood the student; it never adds positives below ``delta_c``).
 
     Returns:
         ``(label, confident)``: label ``(B, *S)`` int64 (softmax) or float like logits (sigmoid);
@@ -128,6 +151,8 @@ def pseudo_label(
             prob = torch.softmax(teacher_logits.float(), dim=1)
             maxprob, label = prob.max(dim=1)
             delta = float(threshold if not isinstance(threshold, (list, tuple)) else threshold[0])
+            if rule is ThresholdRule.PRIOR:
+                raise ValueError("threshold_rule=prior is defined for sigmoid heads only")
             if rule is ThresholdRule.FIXED:
                 return label, maxprob >= delta
             taus = class_balanced_thresholds(maxprob, label, prob.shape[1], delta, portion)
@@ -136,10 +161,16 @@ def pseudo_label(
         n = prob.shape[1]
         deltas = [float(threshold)] * n if not isinstance(threshold, (list, tuple)) else (
             [float(t) for t in threshold] if len(threshold) == n else [float(threshold[0])] * n)
+        if rule is ThresholdRule.PRIOR:
+            if prior is None or len(prior) not in (1, n):
+                raise ValueError(f"threshold_rule=prior needs one source foreground fraction per channel ({n}), got {prior}")
+            prior = [float(f) for f in prior] if len(prior) == n else [float(prior[0])] * n
         pos = []
         for c in range(n):
             if rule is ThresholdRule.FIXED:
                 pos.append(deltas[c])
+            elif rule is ThresholdRule.PRIOR:
+                pos.append(max(deltas[c], prior_threshold(prob[:, c], prior[c])))
             else:
                 pc = prob[:, c]
                 cand = pc[pc >= 0.5]
@@ -147,8 +178,11 @@ def pseudo_label(
         shape = (1, n, *([1] * (prob.ndim - 2)))
         tau_pos = small_tensor(pos, prob.dtype, prob.device).reshape(shape)
         tau_neg = small_tensor([1.0 - d for d in deltas], prob.dtype, prob.device).reshape(shape)
+        positive = prob >= tau_pos
+        if rule is ThresholdRule.PRIOR:  # the cap decides the label too: voxels between 0.5 and the cap teach nothing
+            return positive.float(), positive | (prob <= tau_neg)
         label = (prob >= 0.5).float()
-        return label, (prob >= tau_pos) | (prob <= tau_neg)
+        return label, positive | (prob <= tau_neg)
 
 
 def _per_voxel_ce(logits: torch.Tensor, label: torch.Tensor, head: Head, pos_weight: Sequence[float] | None = None) -> torch.Tensor:

@@ -146,6 +146,33 @@ class MaskedConsistency(StudentMethod):
         self.prior = pos_weight_prior(run.loss.pos_weight, run.model.out_channels) if (
             self.head is Head.SIGMOID and run.loss.debias_pos_weight) else None
         self.restart = bool(run.teacher.restart) and run.loss.target_start > 0
+        # threshold_rule=prior: running per-channel foreground fraction of the source labels seen
+        # so far (sum of batch fractions, number of batches); kept in checkpoints (extra_state)
+        self.source_fg_sum = [0.0] * int(run.model.out_channels)
+        self.source_fg_count = 0
+
+    def extra_state(self) -> dict:
+        """The method's own running statistics, stored in checkpoints so a resume continues them."""
+        return {"source_fg_sum": list(self.source_fg_sum), "source_fg_count": int(self.source_fg_count)}
+
+    def load_extra_state(self, state: dict | None) -> None:
+        """Restore :meth:`extra_state` (a checkpoint without it, e.g. a warm start: start afresh)."""
+        if state:
+            self.source_fg_sum = [float(v) for v in state["source_fg_sum"]]
+            self.source_fg_count = int(state["source_fg_count"])
+
+    def source_prior(self, source_label: torch.Tensor) -> list[float]:
+        """Add this batch's per-channel source foreground fraction and return the running mean."""
+        if self.head is Head.SIGMOID:
+            dims = [d for d in range(source_label.ndim) if d != 1]
+            batch = (source_label > 0).float().mean(dim=dims).tolist()
+        else:
+            batch = [float((source_label > 0).float().mean())]
+        if len(self.source_fg_sum) != len(batch):
+            self.source_fg_sum = [0.0] * len(batch)
+        self.source_fg_sum = [a + b for a, b in zip(self.source_fg_sum, batch)]
+        self.source_fg_count += 1
+        return [a / self.source_fg_count for a in self.source_fg_sum]
 
     def ema_step(self, step: int) -> int:
         """The teacher's EMA step: counted from ``target_start`` when ``teacher.restart`` re-copies it there."""
@@ -167,6 +194,7 @@ class MaskedConsistency(StudentMethod):
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
         total, logs = l_sup, {"l_sup": l_sup.detach()}
         logs["source_foreground"] = (ys > 0).float().mean()
+        prior = self.source_prior(ys) if self.lcfg.threshold_rule == "prior" else None
         if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
             if self.teacher is not None and self.restart and step == self.lcfg.target_start:
                 self.teacher.reset(self.model)  # pseudo-labels from the student as it is now, not from the
@@ -179,7 +207,7 @@ class MaskedConsistency(StudentMethod):
             if self.prior is not None:
                 shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
                 t_logits = t_logits - shift  # the teacher's logits without the pos_weight bias
-            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion)
+            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior)
             masks = draw_masks(
                 self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
                 self.generator, self.mask.views, xt.device,

@@ -156,6 +156,8 @@ class Trainer:
         }
         if len(rng_ranks) > 1:
             state["rng_ranks"] = rng_ranks
+        if hasattr(self.method, "extra_state"):
+            state["method_state"] = self.method.extra_state()
         return state
 
     def save_snapshot(self) -> Path | None:
@@ -206,6 +208,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.set_rng_state(state["rng_ranks"][self.env.rank] if world > 1 else state["rng"])
+        if hasattr(self.method, "load_extra_state"):
+            self.method.load_extra_state(state.get("method_state"))
         self.step = int(state["step"])
         if self.env.is_main:
             self._truncate_log()
