@@ -46,6 +46,7 @@ from timing import median_time  # noqa: E402
 from masktwins3d.adapt.methods import build_method  # noqa: E402
 from masktwins3d.adapt.schedule import build_optimizer, build_scheduler  # noqa: E402
 from masktwins3d.adapt.trainer import train_step  # noqa: E402
+from masktwins3d.precision import resolve_precision  # noqa: E402
 from masktwins3d.config import load_config  # noqa: E402
 from masktwins3d.data.augment import AugmentSpec, Augmenter  # noqa: E402
 from masktwins3d.data.labels import binarize  # noqa: E402
@@ -198,7 +199,8 @@ def step_rate(dims: int, crop: int, batch: int, args) -> float:
     scheduler = build_scheduler(optimizer, run.optim)
     model.train()
     counter = itertools.count()
-    step = lambda: train_step(method, optimizer, scheduler, batch_dict, next(counter), run.train.amp)  # noqa: E731
+    precision = resolve_precision(run.train.amp, device)
+    step = lambda: train_step(method, optimizer, scheduler, batch_dict, next(counter), precision)  # noqa: E731
     seconds = median_seconds(step, device, args.step_warmup, args.step_repeats)
     return 1.0 / seconds
 

@@ -42,6 +42,7 @@ from masktwins3d.data.normalize import volume_normalizer
 from masktwins3d.data.prefetch import Prefetcher
 from masktwins3d.data.sampling import PointCrops, SectionCrops
 from masktwins3d.models import build_model
+from masktwins3d.precision import resolve_precision
 from masktwins3d.train import DomainBatches, memory_format
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def bench_track(track: str, args: argparse.Namespace) -> dict:
     crop = args.crop or DEFAULT_CROP[track]
     dims = 2 if track == "mito" else 3
     overrides = [f"data.crop={[crop] * dims}", f"data.batch_size={args.batch}", f"mask.patch={crop // 16}",
-                 f"train.amp={str(args.amp).lower()}"]
+                 f"train.amp={'true' if args.amp else 'false'}"]
     if args.views_batched is not None:
         overrides.append(f"loss.views_batched={str(args.views_batched).lower()}")
     if args.widths:
@@ -112,8 +113,8 @@ def bench_track(track: str, args: argparse.Namespace) -> dict:
         scheduler = build_scheduler(optimizer, run.optim)
         model.train()
         counter = iter(range(10**9))
-        steps[name] = lambda b=None, m=method, o=optimizer, sc=scheduler, c=counter, amp=run.train.amp: \
-            train_step(m, o, sc, batch if b is None else b, next(c), amp)
+        steps[name] = lambda b=None, m=method, o=optimizer, sc=scheduler, c=counter, p=resolve_precision(run.train.amp, device): \
+            train_step(m, o, sc, batch if b is None else b, next(c), p)
         result[name] = {"params": sum(p.numel() for p in model.parameters()), "times": []}
         result["adain"] = bool(run.model.adain)
         for _ in range(args.warmup):
@@ -166,7 +167,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tracks", nargs="+", choices=sorted(TRACKS), default=sorted(TRACKS))
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (GPU, or CPU: see bench_cpu_bf16.py)")
     p.add_argument("--crop", type=int, default=None, help="crop edge in voxels, a multiple of 16 (default: the paper's, 512 mito / 96 synapse)")
     p.add_argument("--batch", type=int, default=None, help="crops per domain (default: the paper's, 2 mito / 4 synapse)")
     p.add_argument("--widths", default=None, help="five comma-separated widths (default: the paper's)")
@@ -183,7 +184,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True  # as the trainer does by default (fixed crop)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {name}, amp={'bf16' if args.amp and device.type == 'cuda' else 'off'}, "
+    print(f"torch {torch.__version__}, {name}, amp={'bf16' if args.amp else 'off'}, "
           f"channels_last={args.channels_last if args.channels_last is not None else 'default'}, views_batched={'config' if args.views_batched is None else args.views_batched}")
     for track in args.tracks:
         batch = args.batch

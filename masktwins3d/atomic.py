@@ -75,6 +75,18 @@ def put_back(path: str | Path, aside: Path | None) -> None:
     os.replace(aside, path)
 
 
+@contextmanager
+def restore_on_error(path: str | Path, aside: Path | None) -> Iterator[None]:
+    """Run the block that makes the replacement of ``path``; if it raises (a Ctrl-C included),
+    put the earlier output that :func:`set_aside` moved to ``aside`` back in place. On success
+    the caller passes ``aside`` to :func:`discard` once the replacement is complete."""
+    try:
+        yield
+    except BaseException:
+        put_back(path, aside)
+        raise
+
+
 def discard(aside: Path | None) -> None:
     """Delete what :func:`set_aside` moved away (the replacement is complete)."""
     if aside is not None:

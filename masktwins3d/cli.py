@@ -77,6 +77,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         resample=args.resample,
         weights=args.weights,
         allow_missing=args.allow_missing,
+        amp=args.amp,
     )
     print(f"probabilities: {out}")
     return 0
@@ -298,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=None, help="torch threads per block worker (default: CPU cores / workers); equal values give bit-identical outputs")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     r.add_argument("--dtype", choices=["float32", "float16", "uint8"], default="float32", help="output dtype (default: float32)")
+    r.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast: auto (a GPU with bf16, or a CPU with native bf16 units: AMX / AVX512-BF16; fp32 elsewhere) | on | off "
+                        "(default: auto; the choice and why are printed)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run into --output: skip the blocks its manifest lists (same settings required)")
     r.add_argument("--allow-missing", action="store_true",
                    help="accept a zarr input with missing chunks (they read as its fill value); default: refuse")

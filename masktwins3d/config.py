@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 import yaml
 
 from .errors import UserError
+from .precision import parse_amp
 
 
 @dataclass
@@ -228,7 +229,9 @@ class TrainConfig:
     """Args: out_dir: run folder; seed; device: auto | cpu | cuda (under torchrun each rank
     uses cuda:LOCAL_RANK); threads: torch CPU threads per process (0: torch's default; torchrun
     sets OMP_NUM_THREADS=1 unless you set it); checkpoint_every / log_every: iterations;
-    amp: bf16 autocast on GPU; channels_last: on a GPU, keep the model's weights and the
+    amp: auto (default: bf16 autocast on a GPU with bf16 and on a CPU with native bf16 units,
+    AMX / AVX512-BF16; fp32 elsewhere) | true (bf16 autocast anyway) | false (fp32); the run log
+    and meta.json say which was used and why (see masktwins3d.precision); channels_last: on a GPU, keep the model's weights and the
     batches in channels-last memory format (``channels_last`` 2D, ``channels_last_3d`` 3D),
     which cuDNN's tensor-core convolutions prefer (null, the default: on for 2D models, off for
     3D ones, whose group/instance norms and trilinear upsampling copy back to the default
@@ -248,7 +251,7 @@ class TrainConfig:
     threads: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
-    amp: bool = False
+    amp: str = "auto"
     channels_last: Optional[bool] = None
     deterministic: bool = False
     progress: bool = True
@@ -388,6 +391,7 @@ def resolve(run: RunConfig) -> RunConfig:
         raise UserError("data.batch_size and optim.iterations must be at least 1; fix the config")
     if run.data.resample not in ("auto", "never"):
         raise UserError(f"data.resample={run.data.resample!r} is not one of ['auto', 'never']; fix the config or pass data.resample=auto")
+    run.train.amp = {"auto": "auto", "on": "true", "off": "false"}[parse_amp(run.train.amp, "train.amp")]
     if not 0.0 < run.data.min_valid <= 1.0:
         raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")
     if run.loss.threshold_rule == "prior" and run.model.head != "sigmoid":

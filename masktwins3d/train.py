@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +37,7 @@ from .io import open_volume
 from .io.volume import check_voxel_size
 from .io.zarr_io import check_dense
 from .models import build_model
+from .precision import resolve_precision
 
 
 def git_commit() -> str | None:
@@ -356,6 +358,9 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     device = env.device
     fmt = memory_format(run.train.channels_last, dims, device)
     model.to(device, memory_format=fmt)
+    precision = resolve_precision(run.train.amp, device)
+    if env.is_main:
+        print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
     distributed.broadcast_module(model, env)  # the teacher below copies rank 0's student
     seeds = distributed.rank_seeds(run.train.seed, env)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
@@ -452,7 +457,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "init": init_info,
         },
         progress=run.train.progress,
-        amp=run.train.amp,
+        precision=precision,
         env=env,
         snapshot_every=run.train.snapshot_every,
         guard=CollapseGuard(run.loss.collapse_ratio, flood=run.loss.flood_ratio) if method.needs_target else None,
@@ -468,6 +473,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             "torch": torch.__version__,
             "world_size": env.world_size,
             "global_batch": run.data.batch_size * env.world_size,
+            **precision.as_dict(),
             "init": init_info,
             "scale_check": scale,
         }

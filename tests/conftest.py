@@ -10,6 +10,17 @@ def _few_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _fp32_on_every_cpu(monkeypatch):
+    """The suite computes in fp32 whatever the CPU: ``amp=auto`` sees no native bf16 here (the
+    tests of the bf16 path in test_precision.py ask for it). Subprocesses are not patched: tests
+    that start one and compare it with an in-process run pass ``--amp off`` / ``train.amp=false``."""
+    from masktwins3d import precision
+
+    real = precision.native_bf16
+    monkeypatch.setattr(precision, "native_bf16", lambda device_type: (False, "tests: fp32") if device_type == "cpu" else real(device_type))
+
+
 def write_pair(root, name, shape=(4, 64, 64), seed=0, bright=1.0):
     """A tiny image/label pair: bright discs (label 1) on a noisy background."""
     rng = np.random.default_rng(seed)

@@ -211,7 +211,8 @@ def test_refusals_are_one_line_before_work(tmp_path, raw_zarr, capsys):
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     ckpt = write_checkpoint(tmp_path / "c.pt", widths=(32, 32, 32, 32, 32))  # ~0.1 s a block: time to kill mid-run
-    args = ["--checkpoint", ckpt, "--input", raw_zarr, "--patch", "32,32", "--block", "1,48,48", "--tta", "--threads", "1", "--dtype", "float16"]
+    args = ["--checkpoint", ckpt, "--input", raw_zarr, "--patch", "32,32", "--block", "1,48,48", "--tta", "--threads", "1", "--dtype", "float16",
+            "--amp", "off"]  # the subprocess is not under conftest's fp32 patch
     code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "ref.zarr")
     assert code == 0, err
     out = tmp_path / "prob.zarr"

@@ -80,6 +80,25 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_finishes(tiny_pair, t
     assert not list(tmp_path.glob(".r.*"))  # the earlier run deleted once the new one finished
 
 
+def test_a_failure_while_the_new_run_folder_is_written_puts_the_earlier_run_back(tiny_pair, tmp_path, monkeypatch):
+    import masktwins3d.train as train_module
+
+    out = tmp_path / "r"
+    run = load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=1))
+    train(run)
+    before = _tree(out)
+
+    def broken(out_dir, *args):  # build_trainer has set the earlier run aside, then writing fails
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.yaml").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "_write_run_files", broken)
+    with pytest.raises(OSError, match="No space"):
+        build_trainer(run, overwrite=True)
+    assert _tree(out) == before and not list(tmp_path.glob(".r.*"))
+
+
 def test_a_bad_optimiser_value_with_overwrite_leaves_the_run_folder_alone(tiny_pair, tmp_path):
     out = tmp_path / "r"
     train(load_config(None, tiny_overrides(tiny_pair, "noadapt", out, iterations=1)))

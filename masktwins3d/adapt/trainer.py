@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import UserError
+from ..precision import Precision
 from .distributed import DistEnv, all_gather_objects, barrier, mean_logs, sync_buffers
 from .guard import CollapseGuard
 
@@ -50,29 +52,33 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def autocast(model: nn.Module, amp: bool):
-    """bf16 autocast of the forward passes when ``amp`` is on and ``model`` is on a GPU."""
-    device = next(model.parameters()).device
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+def autocast(model: nn.Module, precision: Precision | None):
+    """The forward passes' autocast on ``model``'s device: bf16 when ``precision`` says so (None: fp32)."""
+    if precision is None:
+        return nullcontext()
+    return precision.autocast(next(model.parameters()).device.type)
 
 
-def train_step(method, optimizer, scheduler, batch: dict, step: int, amp: bool = False, env: DistEnv | None = None) -> dict:
-    """One iteration: loss (bf16 autocast on a GPU when ``amp``), backward (DDP averages the
-    gradients over ranks), optimiser and LR step, buffer sync across ranks, EMA update.
+def train_step(
+    method, optimizer, scheduler, batch: dict, step: int, precision: Precision | None = None, env: DistEnv | None = None
+) -> dict:
+    """One iteration: loss (under bf16 autocast when ``precision`` says so), backward (DDP
+    averages the gradients over ranks), optimiser and LR step, buffer sync across ranks, EMA update.
 
     Args:
         method: see :class:`Trainer`.
         optimizer / scheduler: torch optimiser and LR scheduler.
         batch: the iteration's batch dict of tensors.
         step: 0-based iteration.
-        amp: bf16 autocast on a GPU.
+        precision: :class:`~masktwins3d.precision.Precision` of the forward passes (None: fp32);
+            weights, gradients and the optimiser stay fp32 either way.
         env: this rank (default: one process).
 
     Returns:
         the method's logs of this rank (floats or 0-d tensors; not synchronised, so a GPU run
         waits for the device only when the trainer writes a log line).
     """
-    with autocast(method.model, amp):
+    with autocast(method.model, precision):
         loss, logs = method.loss(batch, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -99,7 +105,7 @@ class Trainer:
         rng_state / set_rng_state: save and restore every random generator of the run.
         extra: constant entries stored in every checkpoint (model config, run config, version).
         progress: show a tqdm bar (rank 0 only).
-        amp: bf16 autocast of the forward passes on a GPU (ignored on CPU).
+        precision: :class:`~masktwins3d.precision.Precision` of the forward passes (None: fp32).
         env: this process's place in a torchrun run (default: a single process). Rank 0 writes
             the checkpoint (with every rank's RNG state), ``log.jsonl`` (rank means) and
             TensorBoard; the other ranks wait at a barrier after each checkpoint.
@@ -122,14 +128,14 @@ class Trainer:
         set_rng_state: Callable[[dict], None],
         extra: dict,
         progress: bool = True,
-        amp: bool = False,
+        precision: Precision | None = None,
         env: DistEnv | None = None,
         snapshot_every: int = 0,
         guard: CollapseGuard | None = None,
     ):
         self.snapshot_every, self.guard = snapshot_every, guard
         self.method, self.optimizer, self.scheduler = method, optimizer, scheduler
-        self.amp, self.env = amp, env or DistEnv()
+        self.precision, self.env = precision, env or DistEnv()
         self.next_batch, self.out_dir, self.iterations = next_batch, Path(out_dir), iterations
         self.replaced: Path | None = None  # an earlier run set aside by --overwrite (train.train settles it)
         self.checkpoint_every, self.log_every = max(1, checkpoint_every), max(1, log_every)
@@ -244,7 +250,7 @@ class Trainer:
         self.model.train()
         try:
             while self.step < self.iterations:
-                logs = train_step(self.method, self.optimizer, self.scheduler, self.next_batch(), self.step, self.amp, self.env)
+                logs = train_step(self.method, self.optimizer, self.scheduler, self.next_batch(), self.step, self.precision, self.env)
                 self.step += 1
                 bar.update(1)
                 if self.step % self.log_every == 0 or self.step == self.iterations:

@@ -35,6 +35,7 @@ import torch
 from ..errors import UserError
 from ..parallel import Block, Manifest, block_grid, parse_scheduler, run_blocks
 from ..parallel.manifest import MANIFEST_NAME
+from ..precision import resolve_precision
 from .region import (
     Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region
 )
@@ -245,7 +246,7 @@ def predict_blockwise(
     activation: Activation | str | None = None,
     out_dtype: str = "float32",
     device: str = "cpu",
-    amp: bool = True,
+    amp: str | bool = "auto",
     block_shape: Sequence[int] | None = None,
     context: Sequence[int] | None = None,
     scheduler: str | None = None,
@@ -277,7 +278,9 @@ def predict_blockwise(
         activation: softmax | sigmoid (default: the model's ``head_kind``, else softmax).
         out_dtype: float32 (default) | float16 | uint8 (round(p * 255)).
         device: torch device (default cpu).
-        amp: bf16 autocast on CUDA (default True; ignored on CPU).
+        amp: auto (default: bf16 autocast on a GPU with bf16 or a CPU with native bf16 units, fp32
+            elsewhere) | on | off (or True / False); see :mod:`masktwins3d.precision`. The choice
+            is recorded in the manifest (``amp``) and, with its reason, printed.
         block_shape: write region per block (Z, Y, X), voxels (default :data:`DEFAULT_BLOCK`; cut
             to the volume); output chunks divide it.
         context: extra voxels read on each side of a block (Z, Y, X) (default half a patch; 0 in z for 2D).
@@ -306,10 +309,11 @@ def predict_blockwise(
         raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
     check_source(volume)
     out_dtype = check_out_dtype(out_dtype)
+    precision = resolve_precision(amp, device)
     net = ref.load(device) if isinstance(ref, CheckpointModel) else ref.module
     dims = getattr(net, "spatial_dims", 2)
     settings = check_window_settings(
-        dims, patch_size, overlap, blend, batch_size, tta, activation or getattr(net, "head_kind", "softmax"), amp
+        dims, patch_size, overlap, blend, batch_size, tta, activation or getattr(net, "head_kind", "softmax"), precision.bf16
     )
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"--threads {threads!r} must be a whole number >= 1, e.g. 1")
@@ -320,7 +324,6 @@ def predict_blockwise(
     blocks = block_grid(volume.roi, block, ctx)
     net = net.to(device).eval()
     channels = output_channels(net, settings, device)
-    on_cuda = torch.device(device).type == "cuda"
     recorded = {
         "model": ref.identity,
         **(identity or {}),
@@ -333,7 +336,7 @@ def predict_blockwise(
         "tta": settings.tta,
         "batch_size": settings.batch_size,
         "activation": settings.activation.value,
-        "amp": settings.amp and on_cuda,
+        "amp": settings.amp,
         "block": list(block),
         "context": list(ctx),
         "dtype": out_dtype,
@@ -361,8 +364,8 @@ def predict_blockwise(
     todo = [b for b in blocks if not manifest.is_done(b.id)]
     job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
     if progress or resume:
-        print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}",
-              file=sys.stderr, flush=True)
+        print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}; "
+              f"precision {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
     before = torch.get_num_threads()
     finished = [0]
 

@@ -9,10 +9,11 @@ from typing import Callable, Sequence
 import torch
 
 from ..adapt.trainer import load_checkpoint
-from ..atomic import discard, put_back, refuse_overlap, set_aside
+from ..atomic import discard, refuse_overlap, restore_on_error, set_aside
 from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
+from ..precision import parse_amp
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense
 from ..models import build_model
@@ -129,6 +130,7 @@ def predict_with_checkpoint(
     on_block: Callable[[int, int], None] | None = None,
     weights: str = "student",
     allow_missing: bool = False,
+    amp: str | bool = "auto",
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
 
@@ -164,6 +166,7 @@ def predict_with_checkpoint(
             :func:`model_from_checkpoint`).
         allow_missing: accept a zarr input with missing chunks (default False: refuse; see
             :func:`~masktwins3d.io.zarr_io.check_dense`).
+        amp: auto (default) | on | off: bf16 autocast (see :mod:`masktwins3d.precision`).
     """
     from .blockwise import CheckpointModel, predict_blockwise
 
@@ -175,6 +178,7 @@ def predict_with_checkpoint(
     check_reachable(parse_scheduler(scheduler))  # before anything is written
     if weights not in WEIGHTS:
         raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
+    parse_amp(amp, "--amp")
     ref = CheckpointModel.of(checkpoint, weights)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -206,7 +210,7 @@ def predict_with_checkpoint(
             return _predict_resampled(volume, out, factors, overwrite, progress, lambda vol, dst: predict_blockwise(
                 ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
                 batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
-                block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True,
+                block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True, amp=amp,
                 progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
         normalizer = volume_normalizer(volume)
         return predict_blockwise(
@@ -228,6 +232,7 @@ def predict_with_checkpoint(
             progress=progress,
             identity={"input": input_name},
             on_block=on_block,
+            amp=amp,
         )
 
     aside = None
@@ -237,11 +242,8 @@ def predict_with_checkpoint(
         if not is_zarr_node(out):
             raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
         aside = set_aside(out)  # the earlier output is deleted only once the new one is complete
-    try:
+    with restore_on_error(out, aside):
         result = predict()
-    except BaseException:
-        put_back(out, aside)
-        raise
     discard(aside)
     return result
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..precision import resolve_precision
 from .blockwise import predict_blockwise
 from .region import OUT_DTYPES, Activation, check_window_settings, predict_region
 from .window import BlendMode
@@ -65,7 +66,7 @@ def predict_volume(
         overwrite: replace an existing ``out_path`` (default False: refuse).
         progress: show a tqdm bar over blocks (default True).
         **engine: further :func:`~.blockwise.predict_blockwise` options (tta, block_shape,
-            context, scheduler, threads, resume, amp).
+            context, scheduler, threads, resume, amp: auto | on | off, default auto).
 
     Returns:
         The output :class:`~masktwins3d.io.Volume` (open for writing), shape ``(C, Z, Y, X)``.
@@ -89,6 +90,7 @@ def predict_array(
     device: str | torch.device = "cpu",
     activation: Activation | str = "softmax",
     tta: bool = False,
+    amp: str | bool = "auto",
 ) -> np.ndarray:
     """In-memory prediction: probabilities of a ``(Y, X)`` section or a ``(Z, Y, X)`` array.
 
@@ -98,12 +100,13 @@ def predict_array(
         preprocess: elementwise raw -> float32 normalisation (default: ``array`` is used as float32).
         patch_size, overlap, blend, batch_size, device, activation: as for :func:`predict_volume`.
         tta: flip test-time augmentation (default False).
+        amp: auto (default) | on | off: bf16 autocast (see :mod:`masktwins3d.precision`).
 
     Returns:
         float32 ``(C, Y, X)`` or ``(C, Z, Y, X)`` probabilities.
     """
     dims = getattr(model, "spatial_dims", 2)
-    settings = check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, activation)
+    settings = check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, activation, resolve_precision(amp, device).bf16)
     array = np.asarray(array)
     if array.ndim not in (2, 3) or (dims == 3 and array.ndim != 3):
         raise UserError(f"array of shape {array.shape} cannot be predicted by a {dims}D model; give a (Y, X) section or a (Z, Y, X) stack")

@@ -1,5 +1,5 @@
 """Predict one in-memory region: the settings of a prediction, the forward pass (flip TTA, bf16
-autocast on CUDA) and the blended sliding window over a ``(Z, Y, X)`` region.
+autocast) and the blended sliding window over a ``(Z, Y, X)`` region.
 
 This is the compute of one block of :mod:`.blockwise` (and all of :func:`.predict.predict_array`):
 a 2D model sees the region as ``Z`` sections whose windows are batched together; a 3D model sees
@@ -50,7 +50,8 @@ class WindowSettings:
         batch_size: windows per forward pass.
         tta: flip test-time augmentation: the logits are the mean over all flips of the spatial axes.
         activation: the model's head (softmax or sigmoid).
-        amp: bf16 autocast of the forward pass (used on CUDA only).
+        amp: bf16 autocast of the forward pass, on any device (the choice made by
+            :func:`masktwins3d.precision.resolve_precision`; logits are blended in float32).
         cuda_graphs: replay each batch shape's forward pass as a CUDA graph (CUDA only; default True).
     """
 
@@ -60,7 +61,7 @@ class WindowSettings:
     batch_size: int = 4
     tta: bool = False
     activation: Activation = Activation.SOFTMAX
-    amp: bool = True
+    amp: bool = False
     cuda_graphs: bool = True
 
     @property
@@ -77,7 +78,7 @@ def check_window_settings(
     batch_size: int = 4,
     tta: bool = False,
     activation: Activation | str = Activation.SOFTMAX,
-    amp: bool = True,
+    amp: bool = False,
 ) -> WindowSettings:
     """Validate prediction settings for a ``dims``-D model; a :class:`UserError` with the fix for the first bad one.
 
@@ -142,7 +143,7 @@ class Forward:
     """The predictor the sliding window calls: float32 logits of a batch of windows.
 
     With ``tta`` the logits are the running mean over :func:`flips` of
-    ``flip(model(flip(batch)))``; under bf16 autocast when ``amp`` and the batch is on CUDA. On
+    ``flip(model(flip(batch)))``; under bf16 autocast on the batch's device when ``amp``. On
     CUDA each batch shape's forward pass is captured once as a CUDA graph and replayed (the
     same kernels without Python and launch overhead per layer; the graphs are kept per model
     across blocks); a model that cannot be captured runs eagerly.
@@ -159,7 +160,7 @@ class Forward:
         self.graphs = settings.cuda_graphs
 
     def _eager(self, batch: torch.Tensor) -> torch.Tensor:
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and batch.is_cuda else nullcontext()
+        autocast = torch.autocast(batch.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
         with autocast:
             return self.model(batch).float()
 
