@@ -1,4 +1,4 @@
-"""The ``masktwins3d`` command line: demo, train, predict, postprocess, evaluate, convert, datasets.
+"""The ``masktwins3d`` command line: demo, train, predict, postprocess, evaluate, convert, export, datasets.
 
 Every mistake a user can make ends in one line ``error: ...`` naming the file, key or value and
 the fix, with exit code 2, before long work starts.
@@ -241,6 +241,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_bioimageio(args: argparse.Namespace) -> int:
+    from .export import export_bioimageio
+
+    result = export_bioimageio(args.checkpoint, args.out, input_spec=args.input, weights=args.weights, name=args.name,
+                               authors=args.author, license=args.license, overwrite=args.overwrite)
+    print(f"bioimage.io package: {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.name!r}; "
+          f"test input and normalisation from {result.input_spec})")
+    return 0
+
+
 def _float_pair(text: str) -> tuple[float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -256,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,datasets}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,datasets}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train a source model (noadapt), then warm-start noadapt (continued), mic, rmask, masktwins and oracle from it with the same budget and seed, predict the held-out target with each run's EMA and last-student weights, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet the same way, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -396,6 +406,26 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--allow-missing", action="store_true",
                     help="accept a zarr image input with missing chunks (they read as its fill value); default: refuse")
     cv.set_defaults(func=cmd_convert)
+
+    ex = sub.add_parser("export", help="share a trained model: a bioimage.io model package",
+                        description="Package a checkpoint for other tools (ilastik, deepImageJ, QuPath, BiaPy, bioimageio.core).")
+    exsub = ex.add_subparsers(dest="what", required=True, metavar="{bioimageio}")
+    eb = exsub.add_parser("bioimageio", help="bioimage.io model zip: TorchScript + state-dict weights, preprocessing, test tensors",
+                          description="Write a bioimage.io model package (current spec): TorchScript and PyTorch state-dict weights "
+                                      "with a self-contained architecture file, both ending in the head's softmax or sigmoid; "
+                                      "the training normalisation as preprocessing (dtype range to [0, 1], z-score with the "
+                                      "volume's statistics); axes and voxel size in nm; a test crop of the volume and its expected "
+                                      "output; README with the training data, method and citations. Validated offline; "
+                                      "check it with `bioimageio test model.zip`.")
+    eb.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
+    eb.add_argument("--out", required=True, help="the package to write, e.g. model.zip")
+    eb.add_argument("--input", default=None, help="image volume for the test crop and the normalisation statistics (default: the run's target raw volume)")
+    eb.add_argument("--weights", choices=["student", "ema"], default="student", help="which weights of the checkpoint (default: student, as predict)")
+    eb.add_argument("--name", default=None, help="model name (default: masktwins3d <track> <method> <network>)")
+    eb.add_argument("--author", nargs="+", default=None, help="author names (default: this login name)")
+    eb.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default: CC-BY-4.0)")
+    eb.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    eb.set_defaults(func=cmd_export_bioimageio)
 
     ds = sub.add_parser("datasets", help="list the dataset descriptors in volumes/*.yaml",
                         description="Show each dataset descriptor: voxel size, citation, licence and its splits' volumes; with --data-root, mark missing files.")

@@ -1,0 +1,101 @@
+"""`masktwins3d export bioimageio`: packages for a 2D softmax mito and a 3D sigmoid synapse model
+pass bioimageio.core's test_model offline; bad inputs are one line, exit 2, nothing written."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")  # no network on these machines
+
+from masktwins3d.config import load_config  # noqa: E402
+from masktwins3d.io.points import SynapsePoints, write_points_h5  # noqa: E402
+from masktwins3d.train import train  # noqa: E402
+
+from cli_helpers import assert_user_error, run_cli  # noqa: E402
+from conftest import tiny_overrides, write_pair  # noqa: E402
+from test_cli_synapse import synapse_train_args  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mito_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mito")
+    pair = {"source": write_pair(root, "source", seed=1), "target": write_pair(root, "target", seed=2, bright=-0.5)}
+    return train(load_config(None, tiny_overrides(pair, "masktwins", root / "run", iterations=2)))
+
+
+@pytest.fixture(scope="module")
+def synapse_checkpoint(tmp_path_factory):
+    from masktwins3d.cli import main
+
+    root = tmp_path_factory.mktemp("syn")
+    write_points_h5(root / "gt.h5", SynapsePoints(np.array([[16, 16, 16]]), np.array([[0, 16, 16, 21]])))
+    assert main([str(a) for a in synapse_train_args(root, root / "gt.h5", "masktwins")]) == 0
+    return root / "run" / "checkpoint.pt"
+
+
+def bioimageio_test(path):
+    from masktwins3d.export.compat import patch_bioimageio_spec
+
+    patch_bioimageio_spec()
+    from bioimageio.core import test_model
+
+    summary = test_model(path, devices=["cpu"])
+    failed = [f"{d.name}: {d.errors[0].msg[:200] if d.errors else ''}" for d in summary.details if d.status == "failed"]
+    assert summary.status == "passed", failed
+    return summary
+
+
+def rdf(path):
+    with zipfile.ZipFile(path) as z:
+        return yaml.safe_load(z.read("rdf.yaml")), set(z.namelist())
+
+
+@pytest.mark.parametrize("track", ["mito", "synapse"])
+def test_export_passes_bioimageio_test(capsys, tmp_path, track, request):
+    ckpt = request.getfixturevalue(f"{track}_checkpoint")
+    out = tmp_path / f"{track}.zip"
+    code, stdout, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", ckpt, "--out", out)
+    assert code == 0, err
+    assert "bioimage.io package" in stdout and out.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # nothing staged left beside it
+    descr, files = rdf(out)
+    assert {"weights.pt", "weights_torchscript.pt", "masktwins3d_net.py", "test_input.npy", "test_output.npy", "README.md"} <= files
+    assert set(descr["weights"]) == {"pytorch_state_dict", "torchscript"}
+    inp, outp = descr["inputs"][0], descr["outputs"][0]
+    prep = [p["id"] for p in inp["preprocessing"]]
+    assert prep[:3] == ["ensure_dtype", "scale_linear", "fixed_zero_mean_unit_variance"]
+    assert inp["preprocessing"][1]["kwargs"]["gain"] == pytest.approx(1 / 255)
+    space = [a for a in inp["axes"] if a.get("type") == "space"]
+    if track == "mito":
+        assert [a["id"] for a in space] == ["y", "x"] and [a["scale"] for a in space] == [5.0, 5.0]
+        assert outp["axes"][1]["channel_names"] == ["background", "mitochondria"]
+    else:
+        assert [a["id"] for a in space] == ["z", "y", "x"] and [a["scale"] for a in space] == [8.0, 8.0, 8.0]
+        assert outp["axes"][1]["channel_names"] == ["pre", "post"]
+    assert all(a["unit"] == "nanometer" for a in space)
+    assert any("arXiv.2507.12008" in c.get("doi", "") for c in descr["cite"])
+    assert "masktwins" in descr["description"] and "adapted to" in descr["description"]
+    summary = bioimageio_test(out)
+    assert any("torchscript" in d.name for d in summary.details) and any("pytorch_state_dict" in d.name for d in summary.details)
+
+
+def test_bad_export_inputs_write_nothing(capsys, tmp_path, mito_checkpoint):
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", tmp_path / "notes.txt", "--out", tmp_path / "m.zip")
+    assert_user_error(code, err, "notes.txt", "checkpoint")
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", tmp_path / "missing.pt", "--out", tmp_path / "m.zip")
+    assert_user_error(code, err, "missing.pt", "does not exist")
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.tar")
+    assert_user_error(code, err, "m.tar", ".zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "m.zip").write_bytes(b"earlier")
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.zip")
+    assert_user_error(code, err, "m.zip", "--overwrite")
+    assert (tmp_path / "m.zip").read_bytes() == b"earlier"
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.zip", "--overwrite")
+    assert code == 0, err
+    assert zipfile.is_zipfile(tmp_path / "m.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip", "notes.txt"]
