@@ -134,7 +134,8 @@ def test_blockwise_instances_equal_whole_volume(tmp_path, connectivity):
     for i, block in enumerate(BLOCKS):
         t = (0.6, 0.65, 0.7)[i % 3]
         ref = probability_to_instances(prob, t, connectivity)
-        got = blockwise_instances(prob, tmp_path / f"l{i}.zarr", threshold=t, connectivity=connectivity, block_shape=block, progress=False)
+        got = blockwise_instances(prob, tmp_path / f"l{i}.zarr", threshold=t, connectivity=connectivity, block_shape=block, progress=False,
+                                  whole=False)
         assert ref.max() >= 5
         assert got.count == ref.max() and np.array_equal(got.volume[:], ref), block
 
@@ -144,7 +145,7 @@ def test_one_voxel_blocks_equal_whole_volume(tmp_path):
     prob = rng.random((4, 5, 6)).astype(np.float32)
     for connectivity in (6, 18, 26):
         got = blockwise_instances(prob, tmp_path / f"v{connectivity}.zarr", threshold=0.55, connectivity=connectivity,
-                                  block_shape=(1, 1, 1), progress=False)
+                                  block_shape=(1, 1, 1), progress=False, whole=False)
         assert np.array_equal(got.volume[:], probability_to_instances(prob, 0.55, connectivity))
 
 
@@ -154,28 +155,67 @@ def test_blockwise_min_size_uses_global_sizes(tmp_path):
     prob = mask.astype(np.float32)
     for min_size in (2, 5, 20):
         ref = mask_to_instances(mask, 26, min_size)
-        got = blockwise_instances(prob, tmp_path / f"m{min_size}.zarr", min_size=min_size, block_shape=(2, 3, 4), progress=False)
+        got = blockwise_instances(prob, tmp_path / f"m{min_size}.zarr", min_size=min_size, block_shape=(2, 3, 4), progress=False, whole=False)
         assert np.array_equal(got.volume[:], ref)
     # a 6-voxel rod cut into three 2-voxel pieces survives min_size 6
     rod = np.zeros((6, 1, 1), np.float32)
     rod[:, 0, 0] = 1
-    got = blockwise_instances(rod, tmp_path / "rod.zarr", min_size=6, block_shape=(2, 1, 1), progress=False)
+    got = blockwise_instances(rod, tmp_path / "rod.zarr", min_size=6, block_shape=(2, 1, 1), progress=False, whole=False)
     assert got.count == 1 and (got.volume[:] == 1).all()
 
 
-def test_blockwise_instances_from_zarr_keep_geometry_and_chunks(tmp_path):
+SCIPY_RANK = {6: 1, 18: 2, 26: 3}
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_instances_are_identical_to_scipy_label(tmp_path, connectivity, whole):
+    """Same labels, same numbering as scipy.ndimage.label (raster order of first voxels), in one pass and stitched."""
+    rng = np.random.default_rng(connectivity + 10 * whole)
+    for i, shape in enumerate([(9, 10, 11), (16, 20, 12), (1, 30, 30)]):
+        prob = ndimage.gaussian_filter(rng.random(shape), 0.8).astype(np.float32)
+        prob = (prob - prob.min()) / (prob.max() - prob.min())
+        ref, n = ndimage.label(prob >= 0.6, structure=ndimage.generate_binary_structure(3, SCIPY_RANK[connectivity]))
+        got = blockwise_instances(prob, tmp_path / f"s{i}.zarr", threshold=0.6, connectivity=connectivity, block_shape=(4, 5, 6),
+                                  progress=False, whole=whole)
+        assert n >= 2 and got.count == n and got.volume.dtype == np.uint32
+        assert np.array_equal(got.volume[:], ref), shape
+
+
+def test_small_volumes_take_one_pass(tmp_path, monkeypatch):
+    import masktwins3d.postprocess.blockwise as bw
+
+    prob = np.random.default_rng(2).random((6, 7, 8)).astype(np.float32)
+    ref = probability_to_instances(prob)
+    monkeypatch.setattr(bw, "label_blocks", lambda *a, **k: pytest.fail("a small volume in this process is not cut into blocks"))
+    assert np.array_equal(blockwise_instances(prob, tmp_path / "a.zarr", block_shape=(2, 3, 4), progress=False).volume[:], ref)
+    monkeypatch.setattr(bw, "WHOLE_VOLUME_VOXELS", prob.size - 1)  # just over the limit: blocks
+    with pytest.raises(pytest.fail.Exception):
+        blockwise_instances(prob, tmp_path / "b.zarr", block_shape=(2, 3, 4), progress=False)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_blockwise_instances_from_zarr_keep_geometry_and_chunks(tmp_path, whole):
     rng = np.random.default_rng(5)
     p = rng.random((2, 6, 20, 20)).astype(np.float32)
     src = create_volume(tmp_path / "prob.zarr", p.shape, np.float32, voxel_size=(30, 8, 8), offset=(10, 5, 0), axes="czyx")
     src[:] = p
-    got = blockwise_instances(tmp_path / "prob.zarr", tmp_path / "mito.zarr", channel=1, threshold=0.7, block_shape=(4, 8, 8), progress=False)
+    got = blockwise_instances(tmp_path / "prob.zarr", tmp_path / "mito.zarr", channel=1, threshold=0.7, block_shape=(4, 8, 8), progress=False,
+                              whole=whole)
     out = open_volume(tmp_path / "mito.zarr")
     assert out.voxel_size == (30.0, 8.0, 8.0) and out.offset == (10, 5, 0) and out.dtype == np.uint32
     assert out.chunks == (4, 8, 8)
     assert np.array_equal(out[:], probability_to_instances(p[1], 0.7))
     assert got.count == int(out[:].max())
     with pytest.raises(UserError, match="--overwrite"):
-        blockwise_instances(tmp_path / "prob.zarr", tmp_path / "mito.zarr", channel=1, progress=False)
+        blockwise_instances(tmp_path / "prob.zarr", tmp_path / "mito.zarr", channel=1, progress=False, whole=whole)
+    # a bad probability found on the way leaves the earlier labels as they were
+    src[1, 3, 4, 5] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        blockwise_instances(tmp_path / "prob.zarr", tmp_path / "mito.zarr", channel=1, threshold=0.7, block_shape=(4, 8, 8),
+                            progress=False, whole=whole, overwrite=True)
+    assert np.array_equal(open_volume(tmp_path / "mito.zarr")[:], probability_to_instances(p[1], 0.7))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["mito.zarr", "prob.zarr"]  # no stage left behind
     assert output_chunks((64, 512, 512), (100, 4096, 4096)) == (64, 256, 256)
     assert output_chunks((64, 257, 100), (10, 4096, 4096)) == (10, 257, 100)
 

@@ -86,16 +86,21 @@ def probability_to_mask(prob: np.ndarray, threshold: float = THRESHOLD, where: s
     return prob >= cut
 
 
-def connected_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> np.ndarray:
-    """cc3d labels of a 3D mask (any integer dtype cc3d picks), numbered in raster order of first voxels.
+def connected_components(mask: np.ndarray, connectivity: int = CONNECTIVITY, out_dtype: np.dtype | None = None) -> np.ndarray:
+    """cc3d labels of a 3D mask, numbered in raster order of first voxels.
 
     Args:
         mask: boolean (or 0/1) ZYX array.
         connectivity: 6, 18 or 26 (default 26).
+        out_dtype: uint16, uint32 or uint64 labels (default: the integer dtype cc3d picks).
     """
     import cc3d
 
-    return cc3d.connected_components(np.ascontiguousarray(mask, dtype=np.uint8), connectivity=check_connectivity(connectivity))
+    mask = np.asarray(mask)
+    # a contiguous boolean mask is read as its bytes (no uint8 copy of the volume)
+    mask = mask.view(np.uint8) if mask.dtype == np.bool_ and mask.flags.c_contiguous else np.ascontiguousarray(mask, dtype=np.uint8)
+    kwargs = {} if out_dtype is None else {"out_dtype": np.dtype(out_dtype)}
+    return cc3d.connected_components(mask, connectivity=check_connectivity(connectivity), **kwargs)
 
 
 def mask_to_instances(mask: np.ndarray, connectivity: int = CONNECTIVITY, min_size: int = 1) -> np.ndarray:
@@ -114,8 +119,8 @@ def mask_to_instances(mask: np.ndarray, connectivity: int = CONNECTIVITY, min_si
     if mask.ndim != 3:
         raise UserError(f"mask of shape {mask.shape} is not ZYX; give a 3D volume")
     min_size = check_min_size(min_size)
-    labels = connected_components(mask, connectivity)
     dtype = label_dtype(mask.size)
+    labels = connected_components(mask, connectivity, dtype)
     if min_size > 1:
         counts = np.bincount(labels.ravel())
         keep = counts >= min_size
