@@ -1,10 +1,13 @@
 """Blockwise post-processing speed against a scipy.ndimage whole-volume baseline, same process, same data.
 
-1. Mitochondria instances: :func:`masktwins3d.postprocess.blockwise.blockwise_instances` (cc3d per
-   block, exact stitching, in-process) from a float32 zarr on disk to a uint32 label zarr, against
-   reading the whole volume, ``p >= t``, ``scipy.ndimage.label`` with the matching structure and
-   writing the labels to a zarr. The probability volume is smoothed noise through a sigmoid
-   (about 10 % foreground, many objects of all sizes, most cut by blocks).
+1. Mitochondria instances: :func:`masktwins3d.postprocess.blockwise.blockwise_instances` from a
+   float32 zarr on disk to a uint32 label zarr, in-process: its default (a volume this size in one
+   pass: read, cc3d, write) and the stitched blockwise path (``whole=False``: cc3d per block,
+   exact stitching, two passes), against reading the whole volume, ``p >= t``,
+   ``scipy.ndimage.label`` with the matching structure and writing the labels to a zarr. The
+   probability volume is smoothed noise through a sigmoid (about 10 % foreground, many objects of
+   all sizes, most cut by blocks). The in-memory part alone (threshold and label of the array,
+   no zarr) is timed too: the rest is the zarr read and write, the same for both.
 2. Synapse points: :func:`masktwins3d.postprocess.blockwise.blockwise_points` (in-process) from a
    ``2 x N^3`` float32 zarr, against reading it whole and the AdaSyn protocol with scipy.ndimage
    (``label``, ``sum_labels``, ``center_of_mass``, brute-force nearest pre; the baseline of
@@ -19,8 +22,11 @@ identical row for row. Every time is the median of ``--repeats`` runs. Usage::
 from __future__ import annotations
 
 import argparse
+import platform
+import statistics
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +38,7 @@ from bench_synapse import make_probabilities, scipy_points  # noqa: E402
 
 from masktwins3d.io import create_volume, open_volume  # noqa: E402
 from masktwins3d.postprocess.blockwise import blockwise_instances, blockwise_points, parse_block  # noqa: E402
+from masktwins3d.postprocess.mito import mask_to_instances, probability_to_mask  # noqa: E402
 from timing import median_time  # noqa: E402
 
 RANK = {6: 1, 18: 2, 26: 3}
@@ -54,6 +61,18 @@ def scipy_instances(spec: str, out: str, threshold: float, connectivity: int, bl
     return labels
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two label volumes describe the same objects, whatever their numbering."""
     if not np.array_equal(a > 0, b > 0):
@@ -74,24 +93,43 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     block = parse_block(args.block)
     n = args.size
+    print(f"CPU: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores")
 
     with tempfile.TemporaryDirectory() as tmp:
         mito = make_mito(rng, n)
         src = create_volume(f"{tmp}/mito.zarr", mito.shape, np.float32, chunks=tuple(min(b, n) for b in block))
         src[:] = mito
-        ours_t, ours = median_time(
-            lambda: blockwise_instances(f"{tmp}/mito.zarr", f"{tmp}/ours.zarr", threshold=args.threshold, connectivity=args.connectivity,
-                                        block_shape=block, overwrite=True, progress=False),
-            args.repeats,
-        )
-        base_t, base = median_time(lambda: scipy_instances(f"{tmp}/mito.zarr", f"{tmp}/base.zarr", args.threshold, args.connectivity, block), args.repeats)
-        labels = open_volume(f"{tmp}/ours.zarr")[:]
-        identical, partition = np.array_equal(labels, base), same_partition(labels, base)
+        structure = ndimage.generate_binary_structure(3, RANK[args.connectivity])
+        runs = {
+            "ours": lambda: blockwise_instances(f"{tmp}/mito.zarr", f"{tmp}/ours.zarr", threshold=args.threshold,
+                                                connectivity=args.connectivity, block_shape=block, overwrite=True, progress=False),
+            "stitched": lambda: blockwise_instances(f"{tmp}/mito.zarr", f"{tmp}/stitched.zarr", threshold=args.threshold,
+                                                    connectivity=args.connectivity, block_shape=block, overwrite=True, progress=False,
+                                                    whole=False),
+            "scipy": lambda: scipy_instances(f"{tmp}/mito.zarr", f"{tmp}/base.zarr", args.threshold, args.connectivity, block),
+            "ours_memory": lambda: mask_to_instances(probability_to_mask(mito, args.threshold), args.connectivity),
+            "scipy_memory": lambda: ndimage.label(mito >= args.threshold, structure=structure)[0],
+        }
+        times = {name: [] for name in runs}
+        for _ in range(max(1, args.repeats)):  # interleaved, so a change in machine load hits every one
+            for name, fn in runs.items():
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+        t = {name: statistics.median(v) for name, v in times.items()}
+        ours, base = runs["ours"](), runs["scipy"]()
+        labels, stitched = open_volume(f"{tmp}/ours.zarr")[:], open_volume(f"{tmp}/stitched.zarr")[:]
+        identical = np.array_equal(labels, base) and np.array_equal(stitched, base)
+        partition = same_partition(labels, base)
         print(f"mito instances, {n}^3 float32 zarr -> uint32 zarr, {args.connectivity}-connected, blocks {block} "
-              f"({ours.count} instances, {100 * (base > 0).mean():.1f} % foreground):")
-        print(f"  masktwins3d blockwise (cc3d, stitched)  {ours_t:8.3f} s")
-        print(f"  scipy.ndimage whole volume              {base_t:8.3f} s")
-        print(f"  ratio scipy / ours                      {base_t / ours_t:8.2f}x   identical labels: {identical}  same objects: {partition}")
+              f"({ours.count} instances, {100 * (base > 0).mean():.1f} % foreground), medians of {args.repeats}:")
+        print(f"  masktwins3d, one pass (default)         {t['ours']:8.3f} s")
+        print(f"  masktwins3d, stitched blocks            {t['stitched']:8.3f} s")
+        print(f"  scipy.ndimage whole volume              {t['scipy']:8.3f} s")
+        print(f"  in memory: mask + cc3d {t['ours_memory']:.3f} s, threshold + ndimage.label {t['scipy_memory']:.3f} s "
+              f"({t['scipy_memory'] / t['ours_memory']:.2f}x)")
+        print(f"  ratio scipy / ours                      {t['scipy'] / t['ours']:8.2f}x   (stitched {t['scipy'] / t['stitched']:.2f}x)   "
+              f"identical labels: {identical}  same objects: {partition}")
 
         prob = make_probabilities(rng, n, max(n**3 // 8000, 1), max(n**3 // 2700, 1))
         src = create_volume(f"{tmp}/syn.zarr", prob.shape, np.float32, axes="czyx", chunks=(1, *(min(b, n) for b in block)))
