@@ -57,30 +57,69 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference.checkpoint import predict_with_checkpoint
+    from .io.tensorstore_io import is_tensorstore_spec
 
-    out = predict_with_checkpoint(
+    voxel_size = _numbers(args.voxel_size, float, "--voxel-size", "40,4,4 (nm, Z,Y,X)") if args.voxel_size else None
+    input_spec = args.input
+    if args.scale is not None or voxel_size is not None:
+        from .io import open_volume
+
+        input_spec = open_volume(args.input, scale_index=args.scale, voxel_size=voxel_size)
+    settings = dict(
         checkpoint=args.checkpoint,
-        input_spec=args.input,
-        output=args.output,
+        input_spec=input_spec,
         patch_size=args.patch,
         overlap=_numbers(args.overlap, float, "--overlap", "0.25 or 0.25,0.5,0.5"),
         blend=args.blend,
         batch_size=args.batch_size,
         device=args.device,
         out_dtype=args.dtype,
-        overwrite=args.overwrite,
         tta=args.tta,
         block_shape=_numbers(args.block, int, "--block", "4,2048,2048") if args.block else None,
         scheduler=args.scheduler,
         threads=args.threads,
-        resume=args.resume,
         resample=args.resample,
         weights=args.weights,
         allow_missing=args.allow_missing,
         amp=args.amp,
     )
+    if is_tensorstore_spec(args.output):
+        out = _predict_precomputed(args, settings)
+    else:
+        out = predict_with_checkpoint(output=args.output, overwrite=args.overwrite, resume=args.resume, **settings)
     print(f"probabilities: {out}")
     return 0
+
+
+def _predict_precomputed(args: argparse.Namespace, settings: dict):
+    """``predict --output precomputed://PATH``: predict into a hidden zarr beside PATH (the blockwise
+    engine's resumable output), then write it as a precomputed volume, staged, and remove the zarr."""
+    import shutil
+    import tempfile
+
+    from .atomic import overlaps, spec_path
+    from .inference.checkpoint import predict_with_checkpoint
+    from .io.tensorstore_io import PRECOMPUTED, copy_to_precomputed, is_tensorstore_spec, local_path, split_spec
+
+    scheme, location = split_spec(args.output)
+    path = local_path(location)
+    if scheme != PRECOMPUTED or path is None:
+        raise UserError(f"--output {args.output}: predictions are written to zarr or a local precomputed://PATH; "
+                        "write locally, then upload the folder")
+    source = local_path(split_spec(args.input)[1]) if is_tensorstore_spec(args.input) else spec_path(args.input)
+    if source is not None and overlaps(spec_path(path), spec_path(source)):
+        raise UserError(f"--output {args.output} overlaps the input {args.input}; writing it would destroy the input: choose another path")
+    if args.resume:
+        raise UserError(f"--resume needs a zarr --output (its manifest records the finished blocks); rerun into {args.output} without --resume")
+    if path.exists() and not args.overwrite:
+        raise UserError(f"{args.output} exists; pass --overwrite to replace it or choose another output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.predict-", dir=path.parent))
+    try:
+        prob = predict_with_checkpoint(output=work / "prob.zarr", overwrite=False, resume=False, **settings)
+        return copy_to_precomputed(prob, args.output, overwrite=args.overwrite).path
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _numbers(text: str, kind: type, flag: str, example: str) -> tuple:
@@ -297,8 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="predict probabilities over a volume with a checkpoint",
                        description="Blockwise sliding-window prediction, blended, out of core (2D models section by section, 3D models in 3D windows): the volume is cut into blocks (write region + half a patch of context), each written to a chunk-aligned probability zarr (C, Z, Y, X) with the input's voxel size and offset; a manifest in the output lets --resume finish an interrupted run; --scheduler runs blocks on a dask cluster.")
     r.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
-    r.add_argument("--input", required=True, help="image volume spec (x.zarr/raw, f.h5:/raw, stack.tif, folder)")
-    r.add_argument("--output", required=True, help="output zarr path, e.g. runs/x/prob.zarr")
+    r.add_argument("--input", required=True, help="image volume spec (x.zarr/raw, f.h5:/raw, stack.tif, folder, precomputed://PATH_OR_URL, n5://PATH/dataset)")
+    r.add_argument("--scale", type=int, default=None, help="resolution level of a precomputed:// input (default: 0, full resolution)")
+    r.add_argument("--voxel-size", default=None, help="Z,Y,X in nm, replacing the input's (needed for an N5 input without resolution attributes)")
+    r.add_argument("--output", required=True, help="output zarr path, e.g. runs/x/prob.zarr, or precomputed://PATH (local) to view it in Neuroglancer")
     r.add_argument("--patch", type=_int_tuple, default=None, help="window in voxels, multiples of 16: Y,X for 2D, Z,Y,X for 3D models (default: 256,256 or 64,64,64)")
     r.add_argument("--overlap", default="0.25", help="window overlap fraction in [0, 1): one value, or one per patch axis (Y,X or Z,Y,X) (default: 0.25)")
     r.add_argument("--blend", choices=["gaussian", "constant", "bump"], default="gaussian", help="weighting of overlapping windows (default: gaussian)")

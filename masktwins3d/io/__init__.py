@@ -1,4 +1,4 @@
-"""Volume I/O: open zarr, OME-Zarr, HDF5 and TIFF volumes lazily; create OME-Zarr outputs.
+"""Volume I/O: open zarr, OME-Zarr, HDF5, TIFF, Neuroglancer precomputed and N5 volumes lazily; create OME-Zarr or precomputed outputs.
 
 >>> from masktwins3d.io import open_volume, create_volume
 >>> vol = open_volume("data.h5:/volumes/raw")   # Volume: lazy, ZYX, voxel_size (nm), offset (voxels)

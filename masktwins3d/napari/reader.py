@@ -12,6 +12,10 @@ Formats (``path`` is one path or a list of them; anything else gets None, so nap
   ``<stem> post``, ``<stem> links`` (scale from the file attribute ``voxel_size``, translate from
   ``offset`` in voxels); every other numeric 2D-4D dataset is one layer; 0/1-D datasets are skipped.
 * **TIFF** (``.tif``, ``.tiff``): one layer, read page by page.
+* **Neuroglancer precomputed / N5** (``precomputed://PATH_OR_URL``, ``n5://PATH/dataset``, or a
+  local folder holding a precomputed ``info`` file): one layer, every scale of a precomputed volume
+  as a multiscale layer (full resolution first); a name with ``prob`` (or a volume written by
+  ``masktwins3d predict``) is a probability layer.
 * **CSV points**: ``pre.csv`` or ``post.csv``, or a folder holding both: the points layers
   ``<folder> pre``, ``<folder> post``, ``<folder> links`` (voxel size 1).
 
@@ -47,6 +51,7 @@ from ..io.hdf5_io import HDF5_SUFFIXES, split_hdf5_spec
 from ..io.metadata import find_multiscales, ome_dataset
 from ..io.points import read_points
 from ..io.spec import open_volume
+from ..io.tensorstore_io import PRECOMPUTED, is_tensorstore_spec, read_json, split_spec
 from ..io.tiff_io import TIFF_SUFFIXES
 from ..io.volume import Volume, check_offset, check_voxel_size
 from ..io.zarr_io import ZARR_SUFFIX, array_keys, is_zarr_node, is_zarr_spec
@@ -60,7 +65,7 @@ LABEL_WORDS = frozenset({"label", "labels", "mito", "mask", "seg", "segmentation
 """Name tokens that make an integer array a labels layer."""
 
 POINT_FILES = ("pre.csv", "post.csv")
-FORMATS = "zarr, HDF5, TIFF, pre.csv/post.csv or a folder holding both"
+FORMATS = "zarr, HDF5, TIFF, precomputed:// or n5:// volumes, pre.csv/post.csv or a folder holding both"
 
 
 def get_reader(path: PathArg) -> Reader | None:
@@ -88,7 +93,9 @@ def _paths(path: PathArg) -> list[str]:
 
 
 def _format(path: str) -> str | None:
-    """``zarr``, ``hdf5``, ``tiff`` or ``csv`` for a path this reader opens, else None."""
+    """``zarr``, ``hdf5``, ``tiff``, ``tensorstore`` or ``csv`` for a path this reader opens, else None."""
+    if is_tensorstore_spec(path):
+        return "tensorstore"
     h5 = split_hdf5_spec(path)
     if h5 is not None:
         return "hdf5" if h5[0].is_file() else None
@@ -101,6 +108,8 @@ def _format(path: str) -> str | None:
         return None
     if is_zarr_spec(p):
         return "zarr"
+    if (p / "info").is_file():
+        return "tensorstore"
     return "csv" if all((p / name).is_file() for name in POINT_FILES) else None
 
 
@@ -298,7 +307,23 @@ def _read_csv(path: str) -> list[LayerData]:
     return points_layers(read_points(p), name=folder.resolve().name)
 
 
+def _read_tensorstore(path: str) -> list[LayerData]:
+    spec = path if is_tensorstore_spec(path) else PRECOMPUTED + path
+    scheme, location = split_spec(spec)
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    first = open_volume(spec)
+    predicted = "prob" in name.lower() or (first.axes.startswith("c") and first.dtype.kind == "f")
+    data, kwargs, kind = volume_layer(first, name, layer_kind(name, first.dtype, predicted))
+    info = read_json(location, "info", spec) if scheme == PRECOMPUTED else None
+    scales = len((info or {}).get("scales", [])) if info else 1
+    if scales <= 1:
+        return [(data, kwargs, kind)]
+    levels = [volume_layer(open_volume(spec, scale_index=i), name)[0] for i in range(1, scales)]
+    return [([data, *levels], {**kwargs, "multiscale": True}, kind)]
+
+
 _READERS: dict[str, Callable[[str], list[LayerData]]] = {
+    "tensorstore": _read_tensorstore,
     "zarr": _read_zarr,
     "hdf5": _read_hdf5,
     "tiff": _read_tiff,

@@ -1,0 +1,200 @@
+"""precomputed:// and n5:// volumes (tensorstore): written with tensorstore here, opened with
+open_volume (geometry carried, X,Y,Z read as Z,Y,X), written by create_volume and predict,
+read by evaluate and the napari reader; bad inputs are one line, exit 2, nothing written."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from masktwins3d.config import load_config
+from masktwins3d.errors import UserError
+from masktwins3d.io import create_volume, open_volume
+from masktwins3d.io import tensorstore_io
+from masktwins3d.train import train
+
+from cli_helpers import assert_user_error, run_cli
+from conftest import tiny_overrides
+
+ts = pytest.importorskip("tensorstore")
+
+RNG = np.random.default_rng(0)
+RAW = RNG.integers(0, 255, (12, 40, 36), dtype=np.uint8)  # Z, Y, X
+
+
+def write_precomputed(path, data, resolution_zyx=(40, 4, 4), offset_zyx=(3, 5, 7), chunk_zyx=(4, 16, 16), scales=1,
+                      kind="image"):
+    """A precomputed volume at ``path`` written with tensorstore alone (X, Y, Z, channel order on disk)."""
+    for i in range(scales):
+        level = data[:, :: 2 ** i, :: 2 ** i]
+        res = (resolution_zyx[0], resolution_zyx[1] * 2 ** i, resolution_zyx[2] * 2 ** i)
+        store = ts.open({
+            "driver": "neuroglancer_precomputed", "kvstore": f"file://{path}/",
+            "multiscale_metadata": {"type": kind, "data_type": str(data.dtype), "num_channels": 1},
+            "scale_metadata": {"size": list(level.shape[::-1]), "voxel_offset": list(offset_zyx[::-1]),
+                               "resolution": list(res[::-1]), "encoding": "raw", "chunk_size": list(chunk_zyx[::-1])},
+        }, create=True, open=i > 0).result()
+        view = store[ts.d[:].translate_to[0]]
+        view.write(level.transpose(2, 1, 0)[..., None]).result()  # X, Y, Z, channel
+    return f"precomputed://{path}"
+
+
+def write_n5(path, data, attrs=None, group_attrs=None):
+    """An N5 dataset as Java tools write it: dimensions X, Y, Z; extra attributes merged in."""
+    store = ts.open({"driver": "n5", "kvstore": f"file://{path}/",
+                     "metadata": {"dimensions": list(data.shape[::-1]), "blockSize": [16, 16, 4], "dataType": str(data.dtype),
+                                  "compression": {"type": "gzip"}}}, create=True).result()
+    store.write(data.transpose(2, 1, 0)).result()
+    meta = json.loads((path / "attributes.json").read_text())
+    (path / "attributes.json").write_text(json.dumps({**meta, **(attrs or {})}))
+    if group_attrs is not None:
+        (path.parent / "attributes.json").write_text(json.dumps({"n5": "2.5.0", **group_attrs}))
+    return f"n5://{path}"
+
+
+def test_precomputed_round_trip(tmp_path):
+    spec = write_precomputed(tmp_path / "raw", RAW, scales=2)
+    vol = open_volume(spec)
+    assert vol.axes == "zyx" and vol.shape == RAW.shape and vol.dtype == np.uint8
+    assert vol.voxel_size == (40.0, 4.0, 4.0) and vol.offset == (3, 5, 7) and vol.chunks == (4, 16, 16)
+    np.testing.assert_array_equal(vol[:], RAW)
+    np.testing.assert_array_equal(vol[2:9, ::-3, 5], RAW[2:9, ::-3, 5])
+    assert vol[1, 2, 3] == RAW[1, 2, 3]
+    coarse = open_volume(spec, scale_index=1)
+    assert coarse.shape == (12, 20, 18) and coarse.voxel_size == (40.0, 8.0, 8.0)
+    np.testing.assert_array_equal(coarse[:], RAW[:, ::2, ::2])
+    by_key = open_volume(f"{spec}/8_8_40")
+    assert by_key.shape == coarse.shape and by_key.voxel_size == coarse.voxel_size
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(vol))[4], RAW[4])  # reopens in a worker
+
+
+def test_n5_round_trip(tmp_path):
+    vol = open_volume(write_n5(tmp_path / "a.n5" / "raw", RAW, {"resolution": [4, 4, 40], "offset": [28, 20, 120]}))
+    assert vol.shape == RAW.shape and vol.voxel_size == (40.0, 4.0, 4.0) and vol.offset == (3, 5, 7)
+    np.testing.assert_array_equal(vol[:], RAW)
+    np.testing.assert_array_equal(vol[5, 3:30:4], RAW[5, 3:30:4])
+    pix = open_volume(write_n5(tmp_path / "b.n5" / "raw", RAW, {"pixelResolution": {"dimensions": [0.004, 0.005, 0.05], "unit": "um"}}))
+    assert pix.voxel_size == pytest.approx((50.0, 5.0, 4.0)) and pix.offset == (0, 0, 0)
+    inherited = open_volume(write_n5(tmp_path / "c.n5" / "s0", RAW, group_attrs={"resolution": [8, 8, 8]}))
+    assert inherited.voxel_size == (8.0, 8.0, 8.0)
+    given = open_volume(write_n5(tmp_path / "d.n5" / "raw", RAW), voxel_size=(30, 6, 6))
+    assert given.voxel_size == (30.0, 6.0, 6.0)
+
+
+def test_create_precomputed_with_geometry(tmp_path):
+    spec = f"precomputed://{tmp_path / 'prob'}"
+    out = create_volume(spec, (2, 12, 40, 36), np.float32, voxel_size=(40, 4, 4), offset=(3, 5, 7), axes="czyx")
+    values = RNG.random((2, 12, 40, 36), dtype=np.float32)
+    out[:] = values
+    back = open_volume(spec)
+    assert back.axes == "czyx" and back.voxel_size == (40.0, 4.0, 4.0) and back.offset == (3, 5, 7)
+    np.testing.assert_array_equal(back[:], values)
+    info = json.loads((tmp_path / "prob" / "info").read_text())
+    assert info["num_channels"] == 2 and info["scales"][0]["resolution"] == [4.0, 4.0, 40.0]
+    assert info["scales"][0]["voxel_offset"] == [7, 5, 3] and info["scales"][0]["size"] == [36, 40, 12]
+    with pytest.raises(UserError, match="--overwrite"):
+        create_volume(spec, (12, 40, 36), np.uint8)
+    with pytest.raises(UserError, match="float16"):
+        create_volume(f"precomputed://{tmp_path / 'half'}", (12, 40, 36), np.float16)
+    assert not (tmp_path / "half").exists()
+
+
+def test_bad_tensorstore_inputs(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no precomputed 'info' file"):
+        open_volume(f"precomputed://{tmp_path / 'empty'}")
+    spec = write_precomputed(tmp_path / "raw", RAW)
+    with pytest.raises(UserError, match=r"scale 2 is out of range; the volume has 1 scale\(s\).*--scale 0..0"):
+        open_volume(spec, scale_index=2)
+    with pytest.raises(UserError, match="--scale picks"):
+        open_volume(str(tmp_path / "x.zarr"), scale_index=1)
+    n5 = write_n5(tmp_path / "a.n5" / "raw", RAW)
+    with pytest.raises(UserError, match="no resolution or pixelResolution.*--voxel-size"):
+        open_volume(n5)
+    with pytest.raises(UserError, match="N5 group, not a dataset"):
+        (tmp_path / "g.n5").mkdir()
+        (tmp_path / "g.n5" / "attributes.json").write_text('{"n5": "2.5.0"}')
+        open_volume(f"n5://{tmp_path / 'g.n5'}")
+    monkeypatch.setattr(tensorstore_io, "TIMEOUT_S", 2.0)
+    with pytest.raises(UserError, match="http://127.0.0.1:9/vol.*(did not finish|failed)"):
+        open_volume("precomputed://http://127.0.0.1:9/vol")
+
+
+@pytest.fixture(scope="module")
+def mito_run(tmp_path_factory):
+    from conftest import write_pair
+
+    root = tmp_path_factory.mktemp("run")
+    pair = {"source": write_pair(root, "source", seed=1), "target": write_pair(root, "target", seed=2, bright=-0.5)}
+    ckpt = train(load_config(None, tiny_overrides(pair, "noadapt", root / "run", iterations=1)))
+    return ckpt, pair, root
+
+
+def test_predict_precomputed_equals_zarr(capsys, tmp_path, mito_run):
+    ckpt, pair, _ = mito_run
+    raw = open_volume(pair["target"][0])
+    pc_raw = write_precomputed(tmp_path / "raw", raw[:], resolution_zyx=raw.voxel_size, offset_zyx=(0, 0, 0), chunk_zyx=(2, 32, 32))
+    args = ["--checkpoint", ckpt, "--patch", "32,32"]
+    code, _, err = run_cli(capsys, "predict", *args, "--input", pair["target"][0], "--output", tmp_path / "z.zarr")
+    assert code == 0, err
+    out = f"precomputed://{tmp_path / 'prob'}"
+    code, stdout, err = run_cli(capsys, "predict", *args, "--input", pc_raw, "--output", out)
+    assert code == 0, err
+    assert "precomputed://" in stdout
+    want, got = open_volume(tmp_path / "z.zarr"), open_volume(out)
+    assert want.shape == (1, *raw.shape) and got.shape == raw.shape  # the softmax foreground; one channel reads as ZYX
+    assert got.voxel_size == raw.voxel_size and got.offset == raw.offset
+    assert np.abs(got[:] - want[0]).max() <= 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prob", "raw", "z.zarr"]  # no staging left
+    code, _, err = run_cli(capsys, "predict", *args, "--input", pc_raw, "--output", out)
+    assert_user_error(code, err, "prob", "--overwrite")
+    # evaluate mito reads precomputed predictions and labels
+    gt = write_precomputed(tmp_path / "gt", open_volume(pair["target"][1])[:], resolution_zyx=raw.voxel_size, offset_zyx=(0, 0, 0),
+                           kind="segmentation")
+    code, stdout, err = run_cli(capsys, "evaluate", "mito", "--pred", out, "--gt", gt, "--json", tmp_path / "r.json")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "evaluate", "mito", "--pred", tmp_path / "z.zarr", "--gt", pair["target"][1], "--json", tmp_path / "r0.json")
+    assert code == 0, err
+    report, ref = json.loads((tmp_path / "r.json").read_text()), json.loads((tmp_path / "r0.json").read_text())
+    assert report["iou"] == pytest.approx(ref["iou"]) and report["map"] == pytest.approx(ref["map"])
+
+
+def test_predict_bad_tensorstore_inputs_write_nothing(capsys, tmp_path, mito_run):
+    ckpt, _, _ = mito_run
+    base = ["predict", "--checkpoint", ckpt, "--patch", "32,32"]
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, *base, "--input", f"precomputed://{tmp_path / 'empty'}", "--output", tmp_path / "o.zarr")
+    assert_user_error(code, err, "empty", "info")
+    spec = write_precomputed(tmp_path / "raw", RAW[:, :32, :32])
+    code, _, err = run_cli(capsys, *base, "--input", spec, "--scale", "3", "--output", f"precomputed://{tmp_path / 'o'}")
+    assert_user_error(code, err, "scale 3", "--scale 0..0")
+    n5 = write_n5(tmp_path / "a.n5" / "raw", RAW[:, :32, :32])
+    code, _, err = run_cli(capsys, *base, "--input", n5, "--output", tmp_path / "o.zarr")
+    assert_user_error(code, err, "a.n5", "--voxel-size")
+    code, _, err = run_cli(capsys, *base, "--input", spec, "--output", f"precomputed://{tmp_path / 'o'}", "--resume")
+    assert_user_error(code, err, "--resume")
+    code, _, err = run_cli(capsys, *base, "--input", spec, "--output", f"n5://{tmp_path / 'o.n5'}")
+    assert_user_error(code, err, "o.n5", "precomputed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.n5", "empty", "raw"]
+    code, _, err = run_cli(capsys, *base, "--input", n5, "--voxel-size", "40,4,4", "--output", f"precomputed://{tmp_path / 'o'}")
+    assert code == 0, err
+    assert open_volume(f"precomputed://{tmp_path / 'o'}").voxel_size == (40.0, 4.0, 4.0)
+
+
+def test_napari_reader_opens_precomputed(tmp_path):
+    from masktwins3d.napari.layers import KEY
+    from masktwins3d.napari.reader import get_reader
+
+    spec = write_precomputed(tmp_path / "raw", RAW, scales=2)
+    for path in (spec, str(tmp_path / "raw")):
+        reader = get_reader(path)
+        assert reader is not None
+        [(data, kwargs, kind)] = reader(path)
+        assert kwargs["multiscale"] and len(data) == 2 and kind == "image"
+        np.testing.assert_array_equal(np.asarray(data[0]), RAW)
+        assert kwargs["scale"] == pytest.approx([40, 4, 4]) and kwargs["translate"] == pytest.approx([120, 20, 28])
+        assert kwargs["metadata"][KEY]["voxel_size"] == [40.0, 4.0, 4.0]
+    n5 = write_n5(tmp_path / "a.n5" / "prob", RNG.random((4, 8, 8), dtype=np.float32), {"resolution": [8, 8, 8]})
+    [(data, kwargs, kind)] = get_reader(n5)(n5)
+    assert kwargs["metadata"][KEY]["kind"] == "probability" and kwargs["scale"] == pytest.approx([8, 8, 8])
