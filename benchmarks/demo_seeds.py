@@ -129,7 +129,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/demo_seeds")
-    p.add_argument("--config", default=None)
+    p.add_argument("--config", default=None, help="mito training config (default: the demo's)")
+    p.add_argument("--synapse-config", default=None, help="synapse training config (default: the demo's)")
     p.add_argument("--tracks", nargs="+", default=["mito", "synapse"])
     p.add_argument("--methods", nargs="+", default=None, help="mito methods (default: the demo's, masktwins3d.demo.DEMO_METHODS)")
     p.add_argument("--synapse-methods", nargs="+", default=None, help=f"synapse methods (default: {' '.join(SYNAPSE_METHODS)})")
@@ -149,7 +150,7 @@ def main() -> None:
             print(f"seed {seed}: reusing {done}")
             reports[seed] = json.loads(done.read_text())
         else:
-            reports[seed] = run_demo(config=args.config, data_dir=out / f"volumes_seed{seed}", out_dir=seed_dir, seed=seed,
+            reports[seed] = run_demo(config=args.config, synapse_config=args.synapse_config, data_dir=out / f"volumes_seed{seed}", out_dir=seed_dir, seed=seed,
                                      overwrite=True, tracks=args.tracks, methods=args.methods, synapse_methods=args.synapse_methods,
                                      snapshot_every=args.snapshot_every if args.curves else 0, **extra)
         if args.curves:

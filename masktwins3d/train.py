@@ -25,7 +25,7 @@ from .adapt.guard import CollapseGuard
 from .adapt.methods import build_method
 from .adapt.schedule import build_optimizer, build_scheduler
 from .adapt.trainer import CHECKPOINT, Trainer
-from .atomic import atomic_write_text, discard, put_back, set_aside
+from .atomic import atomic_write_text, discard, restore_on_error, set_aside
 from .config import RunConfig, to_yaml
 from .data.histogram import histogram_matcher
 from .data.labels import check_binary_volume
@@ -37,7 +37,7 @@ from .io import open_volume
 from .io.volume import check_voxel_size
 from .io.zarr_io import check_dense
 from .models import build_model
-from .precision import resolve_precision
+from .precision import Precision, resolve_precision
 
 
 def git_commit() -> str | None:
@@ -415,7 +415,6 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     scheduler = build_scheduler(optimizer, run.optim)
     check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
     distributed.barrier(env)
-    replaced = prepare_out_dir(out_dir, overwrite, resume) if env.is_main else None  # every input checked
 
     def sampler_state() -> dict:
         return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
@@ -462,24 +461,32 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         snapshot_every=run.train.snapshot_every,
         guard=CollapseGuard(run.loss.collapse_ratio, flood=run.loss.flood_ratio) if method.needs_target else None,
     )
+    replaced = None
     if resume:
         trainer.resume(out_dir / CHECKPOINT)
     elif env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.yaml", to_yaml(run))
-        meta = {
-            "version": __version__,
-            "commit": git_commit(),
-            "torch": torch.__version__,
-            "world_size": env.world_size,
-            "global_batch": run.data.batch_size * env.world_size,
-            **precision.as_dict(),
-            "init": init_info,
-            "scale_check": scale,
-        }
-        atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+        replaced = prepare_out_dir(out_dir, overwrite, resume)  # every input checked, the trainer built
+        with restore_on_error(out_dir, replaced):
+            _write_run_files(out_dir, run, env, init_info, scale, precision)
     trainer.replaced = replaced
     return trainer
+
+
+def _write_run_files(out_dir: Path, run: RunConfig, env: DistEnv, init_info, scale, precision: Precision) -> None:
+    """The new run folder with its ``config.yaml`` and ``meta.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", to_yaml(run))
+    meta = {
+        "version": __version__,
+        "commit": git_commit(),
+        "torch": torch.__version__,
+        "world_size": env.world_size,
+        "global_batch": run.data.batch_size * env.world_size,
+        **precision.as_dict(),
+        "init": init_info,
+        "scale_check": scale,
+    }
+    atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
 
 
 def train(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Path:
@@ -491,10 +498,7 @@ def train(run: RunConfig, overwrite: bool = False, resume: bool = False) -> Path
     """
     with numerics(run.train.deterministic), distributed.session(pick_device(run.train.device)) as env:
         trainer = build_trainer(run, overwrite=overwrite, resume=resume, env=env)
-        try:
+        with restore_on_error(trainer.out_dir, trainer.replaced):  # the earlier run comes back; the failed one goes
             checkpoint = trainer.run()
-        except BaseException:
-            put_back(trainer.out_dir, trainer.replaced)  # the earlier run comes back; the failed one goes
-            raise
         discard(trainer.replaced)
         return checkpoint

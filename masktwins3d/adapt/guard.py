@@ -33,7 +33,7 @@ def collapse_warning(pl_foreground: float, source_foreground: float, ratio: floa
     if flood > 0 and pl_foreground > flood * source_foreground:
         return (f"warning: self-training may be flooding{at}: the teacher labels {100 * pl_foreground:.2f} % of target voxels "
                 f"foreground against {100 * source_foreground:.3f} % in the source labels (above {flood:g}x); with a sigmoid "
-                "head and loss.pos_weight, consider loss.debias_pos_weight=true or a higher loss.threshold")
+                "head and loss.pos_weight, consider loss.threshold_rule=prior (positives capped at the source fraction)")
     if ratio <= 0 or pl_foreground >= ratio * source_foreground:
         return None
     return (f"warning: self-training may be collapsing{at}: the teacher labels {100 * pl_foreground:.2f} % of target voxels "
