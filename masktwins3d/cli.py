@@ -281,12 +281,19 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_export_bioimageio(args: argparse.Namespace) -> int:
-    from .export import export_bioimageio
+    from .export import export_bioimageio, test_package
 
     result = export_bioimageio(args.checkpoint, args.out, input_spec=args.input, weights=args.weights, name=args.name,
                                authors=args.author, license=args.license, overwrite=args.overwrite)
     print(f"bioimage.io package: {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.name!r}; "
           f"test input and normalisation from {result.input_spec})")
+    if args.test:
+        failed = test_package(result.path)
+        for line in failed:
+            print(f"bioimageio test failed: {line}", file=sys.stderr)
+        if failed:
+            return 1
+        print("bioimageio test: passed (both weight formats, test tensors and every size step)")
     return 0
 
 
@@ -465,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--name", default=None, help="model name (default: masktwins3d <track> <method> <network>)")
     eb.add_argument("--author", nargs="+", default=None, help="author names (default: this login name)")
     eb.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default: CC-BY-4.0)")
+    eb.add_argument("--test", action="store_true", help="then run bioimageio.core's test_model on the package, offline (what `bioimageio test` runs)")
     eb.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     eb.set_defaults(func=cmd_export_bioimageio)
 

@@ -52,7 +52,8 @@ class MaskTwinsNet(nn.Module):
         return torch.softmax(logits, dim=1) if self.head == "softmax" else torch.sigmoid(logits)
 '''
 
-_DROP = re.compile(r"^(from \.|from __future__|@register\()")
+_DROP = re.compile(r"^(from \.adain import|from \.registry import|from __future__|@register\()")
+_PACKAGE_IMPORT = re.compile(r"^\s*(from \.|import masktwins3d|from masktwins3d)")
 
 
 def architecture_source(model_name: str) -> str:
@@ -63,6 +64,9 @@ def architecture_source(model_name: str) -> str:
              "from __future__ import annotations\n"]
     for module in (adain_module, network):
         lines = [line for line in inspect.getsource(module).splitlines() if not _DROP.match(line)]
+        other = [line.strip() for line in lines if _PACKAGE_IMPORT.match(line)]
+        if other:  # the file must run without masktwins3d: inline what it needs here first
+            raise RuntimeError(f"{module.__name__} imports {other[0]!r}; the exported architecture file would not run without masktwins3d")
         body = "\n".join(lines)
         body = re.sub(r'^""".*?"""\n', "", body, count=1, flags=re.S)  # the module docstring
         parts.append(f"\n# ---- from {module.__name__} ----\n{body.strip()}\n")

@@ -147,6 +147,25 @@ def export_bioimageio(
     return Exported(out, out.stat().st_size, name, volume.path)
 
 
+def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[str]:
+    """Run bioimageio.core's ``test_model`` (what ``bioimageio test`` runs) on a package, offline.
+
+    Returns:
+        one line per failed check (empty: every check passed).
+    """
+    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
+    patch_bioimageio_spec()
+    from bioimageio.core import test_model
+    from bioimageio.spec import ValidationContext
+
+    with ValidationContext(perform_io_checks=False):
+        summary = test_model(Path(path), devices=list(devices))
+    failed = [f"{d.name}: {d.errors[0].msg.splitlines()[0] if d.errors else 'failed'}" for d in summary.details if d.status == "failed"]
+    if summary.status != "passed" and not failed:
+        failed = [f"bioimageio test: {summary.status}"]
+    return failed
+
+
 def _run_config(state: dict) -> dict:
     try:
         run = yaml.safe_load(state.get("config") or "") or {}
