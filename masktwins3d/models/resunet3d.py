@@ -24,6 +24,19 @@ def norm3d(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"norm {kind!r} is not one of {NORMS}")
 
 
+class MaxPool3d(nn.MaxPool3d):
+    """``nn.MaxPool3d`` that keeps a bf16 input in bf16 under autocast.
+
+    CPU autocast runs ``max_pool3d`` in fp32: a bf16 activation would be cast up, pooled and cast
+    back down by the next convolution, two copies of the activation for nothing, since a maximum
+    is exact in any dtype (the result is the same either way).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)
+
+
 def conv_norm_elu(cin: int, cout: int, kernel: int, norm: str) -> nn.Sequential:
     """``kernel``-cubed convolution (same padding), normalisation, ELU."""
     return nn.Sequential(nn.Conv3d(cin, cout, kernel, padding=kernel // 2, bias=False), norm3d(norm, cout), nn.ELU(inplace=True))
@@ -88,7 +101,7 @@ class ResUNet3D(nn.Module):
         self.enc = nn.ModuleList()
         cin = widths[0]
         for i, w in enumerate(widths):
-            self.down.append(nn.Identity() if i == 0 else nn.Sequential(nn.MaxPool3d(2), conv_norm_elu(cin, w, 3, norm)))
+            self.down.append(nn.Identity() if i == 0 else nn.Sequential(MaxPool3d(2), conv_norm_elu(cin, w, 3, norm)))
             self.enc.append(ResBlock3d(w, norm))
             cin = w
         self.up = nn.ModuleList()
