@@ -127,7 +127,9 @@ def mito_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("run")
     pair = {"source": write_pair(root, "source", seed=1), "target": write_pair(root, "target", seed=2, bright=-0.5)}
-    ckpt = train(load_config(None, tiny_overrides(pair, "noadapt", root / "run", iterations=1)))
+    target = open_volume(pair["target"][0])  # training reads its target from precomputed
+    trained_on = {**pair, "target": (write_precomputed(root / "target_pc", target[:], target.voxel_size, (0, 0, 0)), pair["target"][1])}
+    ckpt = train(load_config(None, tiny_overrides(trained_on, "masktwins", root / "run", iterations=1)))
     return ckpt, pair, root
 
 
@@ -180,6 +182,23 @@ def test_predict_bad_tensorstore_inputs_write_nothing(capsys, tmp_path, mito_run
     code, _, err = run_cli(capsys, *base, "--input", n5, "--voxel-size", "40,4,4", "--output", f"precomputed://{tmp_path / 'o'}")
     assert code == 0, err
     assert open_volume(f"precomputed://{tmp_path / 'o'}").voxel_size == (40.0, 4.0, 4.0)
+
+
+def test_convert_reads_precomputed_and_n5(capsys, tmp_path):
+    spec = write_precomputed(tmp_path / "raw", RAW)
+    code, out, err = run_cli(capsys, "convert", "--input", spec, "--output", tmp_path / "a.zarr/raw")
+    assert code == 0, err
+    assert "precomputed volume" in out and "from precomputed info" in out
+    vol = open_volume(tmp_path / "a.zarr/raw")
+    assert vol.voxel_size == (40.0, 4.0, 4.0) and vol.offset == (3, 5, 7)
+    np.testing.assert_array_equal(vol[:], RAW)
+    n5 = write_n5(tmp_path / "b.n5" / "raw", RAW)
+    code, _, err = run_cli(capsys, "convert", "--input", n5, "--output", tmp_path / "b.zarr/raw")
+    assert_user_error(code, err, "b.n5", "--voxel-size")
+    assert not (tmp_path / "b.zarr").exists()
+    code, _, err = run_cli(capsys, "convert", "--input", n5, "--output", tmp_path / "b.zarr/raw", "--voxel-size", "30,6,6")
+    assert code == 0, err
+    assert open_volume(tmp_path / "b.zarr/raw").voxel_size == (30.0, 6.0, 6.0)
 
 
 def test_napari_reader_opens_precomputed(tmp_path):

@@ -37,6 +37,7 @@ from .hdf5_io import split_hdf5_spec
 from .metadata import VOXEL_SIZE_ATTRS, geometry_from_attrs
 from .tiff_io import IMAGE_SUFFIXES, PIL_DTYPES, TIFF_SUFFIXES, imagej_voxel_size, section_files
 from .volume import check_voxel_size
+from .tensorstore_io import N5, MissingVoxelSize, is_tensorstore_spec
 from .zarr_io import is_zarr_spec
 
 COLOUR_MODES = {"RGB": "uint8", "RGBA": "uint8", "LA": "uint8", "PA": "uint8", "RGBX": "uint8"}
@@ -88,7 +89,8 @@ def open_stack(
     """Open an image or label stack for section-by-section reading (headers only are read now).
 
     Args:
-        spec: a folder of sections, a ``.tif``/``.tiff``/``.png`` file, ``file.h5:/key`` or a zarr array.
+        spec: a folder of sections, a ``.tif``/``.tiff``/``.png`` file, ``file.h5:/key``, a zarr array,
+            ``precomputed://PATH`` or ``n5://PATH/dataset``.
         labels: read palette images as indices (True) or as grey levels (False, default).
         pattern: glob of the section files to use inside a folder (default: every .png/.tif/.tiff).
         sections: ``(start, stop)``: use sections ``start <= z < stop`` only (default: all).
@@ -101,8 +103,10 @@ def open_stack(
     path = Path(spec)
     if pattern is not None and not path.is_dir():
         raise UserError(f"{spec}: a file pattern ({pattern!r}) needs a folder of sections; give the folder")
-    hdf5 = split_hdf5_spec(spec)
-    if hdf5 is not None:
+    hdf5 = split_hdf5_spec(spec) if not is_tensorstore_spec(spec) else None
+    if is_tensorstore_spec(spec):
+        stack = _open_array(spec)
+    elif hdf5 is not None:
         stack = _open_array(spec, hdf5_file=hdf5[0])
     elif is_zarr_spec(path):
         stack = _open_array(spec)
@@ -263,7 +267,11 @@ def _open_tiff(path: Path, spec: str) -> SectionStack:
 def _open_array(spec: str, hdf5_file: Path | None = None) -> SectionStack:
     from .spec import open_volume
 
-    vol = open_volume(spec)
+    unknown_voxel_size = False
+    try:
+        vol = open_volume(spec)
+    except MissingVoxelSize:  # convert asks for --voxel-size
+        vol, unknown_voxel_size = open_volume(spec, voxel_size=(1.0, 1.0, 1.0)), True
     try:
         notes = []
         channel = vol.axes.startswith("c")
@@ -272,7 +280,8 @@ def _open_array(spec: str, hdf5_file: Path | None = None) -> SectionStack:
         spatial = vol.spatial_shape
         if len(spatial) == 2:
             spatial = (1, *spatial)
-        voxel_size, where, offset = vol.voxel_size, "zarr / OME-Zarr metadata", vol.offset
+        where = ("N5 attributes" if spec.startswith(N5) else "precomputed info") if is_tensorstore_spec(spec) else "zarr / OME-Zarr metadata"
+        voxel_size, offset = (None if unknown_voxel_size else vol.voxel_size), vol.offset
         if hdf5_file is not None:
             voxel_size, where, offset = _hdf5_geometry(hdf5_file, vol, spec)
 
@@ -281,7 +290,8 @@ def _open_array(spec: str, hdf5_file: Path | None = None) -> SectionStack:
                 return vol[0] if channel else vol[...]
             return vol[0, z] if channel else vol[z]
 
-        kind = "HDF5 dataset" if hdf5_file is not None else "zarr array"
+        kind = "HDF5 dataset" if hdf5_file is not None else (
+            ("N5 dataset" if spec.startswith(N5) else "precomputed volume") if is_tensorstore_spec(spec) else "zarr array")
         return SectionStack(
             spec=spec, kind=kind, shape=tuple(int(s) for s in spatial), dtype=vol.dtype, read=read,  # type: ignore[arg-type]
             voxel_size=voxel_size, voxel_size_from=where if voxel_size else "", offset=offset, notes=notes, close=vol.close,

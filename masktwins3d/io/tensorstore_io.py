@@ -44,6 +44,10 @@ PRECOMPUTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "ui
 _REMOTE = ("gs://", "s3://", "http://", "https://", "file://", "memory://")
 
 
+class MissingVoxelSize(UserError):
+    """An N5 dataset without resolution attributes, opened without a voxel size."""
+
+
 def is_tensorstore_spec(spec: str) -> bool:
     """Whether ``spec`` names a tensorstore volume (``precomputed://`` or ``n5://``)."""
     return str(spec).startswith(SCHEMES)
@@ -303,7 +307,7 @@ def open_n5(
     source = TensorStoreSource(_czyx(store), spec)
     file_vs, file_off = (None, None) if voxel_size is not None and offset is not None else n5_geometry(location, attrs, spec)
     if voxel_size is None and file_vs is None:
-        raise UserError(f"{spec} has no resolution or pixelResolution attribute, so its voxel size is unknown; "
+        raise MissingVoxelSize(f"{spec} has no resolution or pixelResolution attribute, so its voxel size is unknown; "
                         "pass --voxel-size Z,Y,X in nm, or add \"resolution\": [x, y, z] to its attributes.json")
     return Volume(
         source,
