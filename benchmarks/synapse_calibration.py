@@ -44,6 +44,10 @@ VARIANTS = {
     # positives capped at the source labels' foreground fraction (the batch's most confident voxels
     # only): the flood of 13-15 % pseudo-labelled foreground against 0.1 % cannot be taught
     "prior": ["loss.threshold_rule=prior"],
+    # and AdaIN left off: the warm-started source model was trained without it, and switching it
+    # on restyles the source features L_sup has been fitting (added after prior halved the loss
+    # on the reported seeds 0-2 but left it negative)
+    "prior_no_adain": ["loss.threshold_rule=prior", "model.adain=false"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)
