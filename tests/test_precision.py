@@ -133,3 +133,14 @@ def test_predict_manifest_records_the_choice(tmp_path, monkeypatch, capsys):
         predict_volume(model, raw, out, preprocess=Normalizer(0.0, 255.0), patch_size=(32, 32), amp=amp, progress=True)
         assert json.loads((out / "blocks.json").read_text())["settings"]["amp"] is recorded
         assert f"precision {'bf16' if recorded else 'fp32'} (" in capsys.readouterr().err
+
+
+def test_resunet_pooling_stays_bf16_with_the_same_values():
+    from masktwins3d.models.resunet3d import MaxPool3d
+
+    x = torch.randn(1, 3, 8, 8, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kept = MaxPool3d(2)(x)
+        upcast = torch.nn.MaxPool3d(2)(x)  # what autocast does to a plain max-pool: fp32
+    assert kept.dtype == torch.bfloat16 and upcast.dtype == torch.float32
+    assert torch.equal(kept.float(), upcast)
