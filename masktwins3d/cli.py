@@ -1,4 +1,4 @@
-"""The ``masktwins3d`` command line: demo, train, predict, postprocess, evaluate, convert, export, datasets.
+"""The ``masktwins3d`` command line: demo, train, predict, postprocess, evaluate, convert, export, view, datasets.
 
 Every mistake a user can make ends in one line ``error: ...`` naming the file, key or value and
 the fix, with exit code 2, before long work starts.
@@ -297,6 +297,29 @@ def cmd_export_bioimageio(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from .view import neuroglancer_viewer
+
+    viewer = neuroglancer_viewer(args.raw, pred=args.pred or (), labels=args.labels or (), points=args.points,
+                                 bind=args.bind, port=args.port, scale_index=args.scale)
+    url = viewer.get_viewer_url()
+    print(f"neuroglancer: {url}", flush=True)
+    if args.no_wait:
+        return 0
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    print("serving the volumes from this process; Ctrl-C stops it", file=sys.stderr, flush=True)
+    try:
+        import threading
+
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def _float_pair(text: str) -> tuple[float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -312,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,datasets}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,view,datasets}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train a source model (noadapt), then warm-start noadapt (continued), mic, rmask, masktwins and oracle from it with the same budget and seed, predict the held-out target with each run's EMA and last-student weights, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet the same way, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -475,6 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--test", action="store_true", help="then run bioimageio.core's test_model on the package, offline (what `bioimageio test` runs)")
     eb.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     eb.set_defaults(func=cmd_export_bioimageio)
+
+    vw = sub.add_parser("view", help="raw, probabilities, labels and synapse points in a local Neuroglancer viewer",
+                        description="Serve volumes (any format masktwins3d reads, lazily, placed in nm by their voxel size and offset) "
+                                    "and synapse points to a Neuroglancer viewer run by this process, print its link and serve until Ctrl-C. "
+                                    "Nothing is fetched from the network.")
+    vw.add_argument("--raw", required=True, help="image volume (x.zarr/raw, f.h5:/raw, precomputed://PATH, n5://PATH/dataset, ...)")
+    vw.add_argument("--pred", nargs="+", default=None, help="probability volumes (ZYX or CZYX), e.g. runs/x/prob.zarr")
+    vw.add_argument("--labels", nargs="+", default=None, help="label or instance volumes (segmentation layers), e.g. runs/x/mito.zarr")
+    vw.add_argument("--points", default=None, help="synapse points (WASPSYN .h5 or a CSV folder) in --raw's voxels")
+    vw.add_argument("--scale", type=int, default=None, help="resolution level of a precomputed:// --raw (default: 0)")
+    vw.add_argument("--bind", default="127.0.0.1", help="address the viewer listens on (default: 127.0.0.1, this machine only)")
+    vw.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
+    vw.add_argument("--open", action="store_true", help="open the link in a web browser")
+    vw.add_argument("--no-wait", action="store_true", help="print the link and exit (the viewer stops with the process)")
+    vw.set_defaults(func=cmd_view)
 
     ds = sub.add_parser("datasets", help="list the dataset descriptors in volumes/*.yaml",
                         description="Show each dataset descriptor: voxel size, citation, licence and its splits' volumes; with --data-root, mark missing files.")

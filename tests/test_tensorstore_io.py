@@ -217,3 +217,45 @@ def test_napari_reader_opens_precomputed(tmp_path):
     n5 = write_n5(tmp_path / "a.n5" / "prob", RNG.random((4, 8, 8), dtype=np.float32), {"resolution": [8, 8, 8]})
     [(data, kwargs, kind)] = get_reader(n5)(n5)
     assert kwargs["metadata"][KEY]["kind"] == "probability" and kwargs["scale"] == pytest.approx([8, 8, 8])
+
+
+def test_view_serves_volumes_and_points_to_neuroglancer(capsys, tmp_path):
+    ng = pytest.importorskip("neuroglancer")
+    import io
+    import urllib.request
+    import zlib
+
+    from masktwins3d.io.points import SynapsePoints, write_points_h5
+    from masktwins3d.view import neuroglancer_viewer
+
+    raw = write_precomputed(tmp_path / "raw", RAW)
+    prob = create_volume(tmp_path / "prob.zarr", (2, *RAW.shape), np.float32, voxel_size=(40, 4, 4), offset=(3, 5, 7), axes="czyx")
+    prob[:] = 0.5
+    labels = create_volume(tmp_path / "mito.zarr", RAW.shape, np.uint32, voxel_size=(40, 4, 4), offset=(3, 5, 7))
+    labels[2:4, 5:9, 5:9] = 7
+    write_points_h5(tmp_path / "pts.h5", SynapsePoints(np.array([[1, 2, 3]]), np.array([[0, 2, 3, 4]])))
+    try:
+        viewer = neuroglancer_viewer(raw, pred=[str(tmp_path / "prob.zarr")], labels=[str(tmp_path / "mito.zarr")],
+                                     points=str(tmp_path / "pts.h5"))
+        assert [layer.name for layer in viewer.state.layers] == ["raw", "prob.zarr", "mito.zarr", "synapses"]
+        assert viewer.state.dimensions.scales.tolist() == pytest.approx([40e-9, 4e-9, 4e-9])
+        assert viewer.state.layers["mito.zarr"].type == "segmentation"
+        assert len(viewer.state.layers["synapses"].annotations) == 2
+        assert urllib.request.urlopen(viewer.get_viewer_url(), timeout=10).status == 200
+        # the browser's requests: the LocalVolume serving our Volume, read from the precomputed file
+        token = viewer.state.layers["raw"].source[0].url.split("python://volume/")[1]
+        base = viewer.get_viewer_url().split("/v/")[0]
+        info = json.loads(urllib.request.urlopen(f"{base}/neuroglancer/info/{token}", timeout=10).read())
+        assert info["dataType"] == "uint8"
+        end = ",".join(map(str, RAW.shape))
+        data = urllib.request.urlopen(f"{base}/neuroglancer/npz/{token}/1,1,1/0,0,0/{end}", timeout=10).read()
+        served = np.load(io.BytesIO(zlib.decompress(data)))
+        assert served.shape == RAW.shape, served.shape
+        np.testing.assert_array_equal(served, RAW)
+        code, out, err = run_cli(capsys, "view", "--raw", raw, "--no-wait")
+        assert code == 0, err
+        assert out.startswith("neuroglancer: http://127.0.0.1:")
+        code, _, err = run_cli(capsys, "view", "--raw", f"precomputed://{tmp_path / 'nothing'}", "--no-wait")
+        assert_user_error(code, err, "nothing", "info")
+    finally:
+        ng.stop()
