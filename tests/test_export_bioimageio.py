@@ -85,3 +85,13 @@ def test_bad_export_inputs_write_nothing(capsys, tmp_path, mito_checkpoint):
     assert code == 0, err
     assert zipfile.is_zipfile(tmp_path / "m.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip", "notes.txt"]
+
+
+@pytest.mark.parametrize("verb", [["export"], ["export", "bioimageio"], ["view"]])
+def test_help(capsys, verb):
+    from masktwins3d.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([*verb, "--help"])
+    assert exc.value.code == 0
+    assert "usage: masktwins3d" in capsys.readouterr().out
