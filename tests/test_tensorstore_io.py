@@ -160,6 +160,14 @@ def test_predict_precomputed_equals_zarr(capsys, tmp_path, mito_run):
     assert code == 0, err
     report, ref = json.loads((tmp_path / "r.json").read_text()), json.loads((tmp_path / "r0.json").read_text())
     assert report["iou"] == pytest.approx(ref["iou"]) and report["map"] == pytest.approx(ref["map"])
+    # postprocess mito reads the precomputed probabilities
+    code, _, err = run_cli(capsys, "postprocess", "mito", "--prob", out, "--threshold", "0.3", "--out", tmp_path / "mito.zarr")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "postprocess", "mito", "--prob", tmp_path / "z.zarr", "--channel", "0", "--threshold", "0.3",
+                           "--out", tmp_path / "mito0.zarr")
+    assert code == 0, err
+    np.testing.assert_array_equal(open_volume(tmp_path / "mito.zarr")[:], open_volume(tmp_path / "mito0.zarr")[:])
+    assert open_volume(tmp_path / "mito.zarr").voxel_size == raw.voxel_size
 
 
 def test_predict_bad_tensorstore_inputs_write_nothing(capsys, tmp_path, mito_run):
