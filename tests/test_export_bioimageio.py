@@ -76,6 +76,8 @@ def test_bad_export_inputs_write_nothing(capsys, tmp_path, mito_checkpoint):
     assert_user_error(code, err, "missing.pt", "does not exist")
     code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.tar")
     assert_user_error(code, err, "m.tar", ".zip")
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.zip", "--license", "no-such-licence")
+    assert_user_error(code, err, "license", "SPDX")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     (tmp_path / "m.zip").write_bytes(b"earlier")
     code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.zip")
@@ -95,3 +97,12 @@ def test_help(capsys, verb):
         main([*verb, "--help"])
     assert exc.value.code == 0
     assert "usage: masktwins3d" in capsys.readouterr().out
+
+
+def test_citations_name_the_source_dataset():
+    from masktwins3d.export.provenance import PAPER, citations
+
+    cites = citations({"data": {"source": {"dataset": "vnc3:stack1"}}}, "unet2d")
+    assert cites[0] == PAPER and len(cites) == 3
+    assert cites[2][1] == "10.6084/m9.figshare.856713" and "Gerhard" in cites[2][0]
+    assert len(citations({}, "resunet3d")) == 2

@@ -4,17 +4,17 @@
 
 The package holds, for both heads (2D softmax mitochondria, 3D sigmoid synapses):
 
-- TorchScript weights and PyTorch state-dict weights (:data:`~.architecture.CALLABLE` of a
-  self-contained architecture file, :mod:`.architecture`), both ending in the head's activation,
-  so consumers get probabilities;
+- TorchScript weights and PyTorch state-dict weights with a self-contained architecture file,
+  both ending in the head's activation, so consumers get probabilities (:mod:`.weights`);
 - the input normalisation of training and prediction (:mod:`masktwins3d.data.normalize`) as
   preprocessing: ``ensure_dtype`` float32, ``scale_linear`` by the dtype range (uint8: 1/255),
   ``fixed_zero_mean_unit_variance`` with the statistics of the volume the model is exported for
   (by default the run's target volume, the one it was adapted to);
-- axes (batch, channel, (z,) y, x) with the voxel size in nanometres, sizes in steps of 16;
+- axes (batch, channel, (z,) y, x) with the voxel size in nanometres, sizes 32 + 16 n;
 - a test input cropped from that volume and the expected output (computed by the eager network,
   checked against the TorchScript weights and the architecture file before anything is written);
-- a README with the training data, method and settings, citations as text with DOIs.
+- a README with the training data, method and settings, citations as text with DOIs
+  (:mod:`.provenance`).
 
 Nothing is fetched from the network: validation runs with ``perform_io_checks`` off. The zip is
 written beside ``out`` and renamed into place when complete.
@@ -25,32 +25,20 @@ from __future__ import annotations
 import getpass
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from .. import __version__
 from ..atomic import discard, put_back, set_aside
 from ..errors import UserError
-from .architecture import CALLABLE, architecture_source, load_architecture
+from .architecture import CALLABLE
 from .compat import patch_bioimageio_spec
-
-PAPER = ("Wang, Chen, Liu, Liu, Liu, Gao, Xiong: Dual-form complementary masking for domain-adaptive "
-         "image segmentation (MaskTwins), ICML 2025, arXiv:2507.12008", "10.48550/arXiv.2507.12008")
-"""(text, DOI) of the method's paper."""
-
-CITATIONS = {
-    "unet2d": ("Ronneberger, Fischer, Brox: U-Net: convolutional networks for biomedical image segmentation, MICCAI 2015",
-               "10.1007/978-3-319-24574-4_28"),
-    "resunet3d": ("Lee, Zung, Li, Jain, Seung: Superhuman accuracy on the SNEMI3D connectomics challenge, 2017, arXiv:1706.00120",
-                  "10.48550/arXiv.1706.00120"),
-}
-"""(text, DOI) of each network's paper."""
+from .provenance import citations, nm, readme, run_config, training_summary
+from .weights import ARCHITECTURE_FILE, STATE_DICT_FILE, TORCHSCRIPT_FILE, write_weights
 
 TOLERANCE = {"relative_tolerance": 1e-4, "absolute_tolerance": 1e-4, "mismatched_elements_per_million": 100}
 """How closely a consumer must reproduce the test output (probabilities in [0, 1])."""
@@ -123,7 +111,7 @@ def export_bioimageio(
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, weights)
     cfg = dict(state["model_config"])
-    run = _run_config(state)
+    run = run_config(state)
     volume = _open_input(input_spec, run, checkpoint)
     dims = int(getattr(model, "spatial_dims", 2))
     if volume.dtype.name not in DTYPE_GAIN:
@@ -135,16 +123,43 @@ def export_bioimageio(
     norm = volume_normalizer(volume)
     crop = _test_crop(volume, dims)
     track = "synapse" if cfg.get("head") == "sigmoid" else "mitochondria"
-    method = run.get("method", "unknown")
-    name = name or f"masktwins3d {track} {method} {cfg['name']}"
+    name = name or f"masktwins3d {track} {run.get('method', 'unknown')} {cfg['name']}"
     authors = authors or [getpass.getuser() or "masktwins3d user"]
 
+    plan = Plan(model=model, model_config=cfg, state=state, run=run, volume=volume, norm=norm, crop=crop, dims=dims,
+                track=track, name=name, authors=list(authors), license=license, checkpoint=str(checkpoint), weights=weights)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.build-", dir=out.parent) as tmp:
-        work = Path(tmp)
-        descr = _describe(work, model, cfg, state, run, volume, norm, crop, dims, track, method, name, authors, license, checkpoint, weights)
-        _package(descr, out, work, overwrite)
+        _package(_describe(Path(tmp), plan), out, overwrite)
     return Exported(out, out.stat().st_size, name, volume.path)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a package is made from (checked by :func:`export_bioimageio`).
+
+    Args:
+        model: the network, eval mode. model_config: the checkpoint's model config.
+        state: the checkpoint. run: its resolved config. volume: the volume of the test crop and
+        normalisation. norm: its normaliser. crop: the test crop (Z, Y, X). dims: 2 or 3.
+        track: "mitochondria" or "synapse". name / authors / license: package metadata.
+        checkpoint: its path. weights: "student" or "ema".
+    """
+
+    model: Any
+    model_config: dict
+    state: dict
+    run: dict
+    volume: Any
+    norm: Any
+    crop: np.ndarray
+    dims: int
+    track: str
+    name: str
+    authors: list
+    license: str
+    checkpoint: str
+    weights: str
 
 
 def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[str]:
@@ -164,14 +179,6 @@ def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[
     if summary.status != "passed" and not failed:
         failed = [f"bioimageio test: {summary.status}"]
     return failed
-
-
-def _run_config(state: dict) -> dict:
-    try:
-        run = yaml.safe_load(state.get("config") or "") or {}
-    except yaml.YAMLError:
-        run = {}
-    return run if isinstance(run, dict) else {}
 
 
 def _open_input(input_spec, run: dict, checkpoint) -> Any:
@@ -205,57 +212,29 @@ def _test_crop(volume, dims: int) -> np.ndarray:
     return np.asarray(volume[tuple(slice(a, a + s) for a, s in zip(start, size))])
 
 
-def _wrapper(model: torch.nn.Module, head: str) -> torch.nn.Module:
-    class Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = model
-
-        def forward(self, x):
-            logits = self.net(x)
-            return torch.softmax(logits, dim=1) if head == "softmax" else torch.sigmoid(logits)
-
-    return Head().eval()
+def _channel_names(cfg: dict) -> list[str]:
+    k, head = int(cfg["out_channels"]), cfg.get("head", "softmax")
+    if head == "sigmoid":
+        return ["pre", "post"] if k == 2 else [f"c{i}" for i in range(k)]
+    return ["background", "mitochondria"] if k == 2 else [f"class{i}" for i in range(k)]
 
 
-def _describe(work: Path, model, cfg, state, run, volume, norm, crop, dims, track, method, name, authors, license,
-              checkpoint, weights):
+def _describe(work: Path, plan: Plan):
+    """Write the package's files into ``work`` and return its (offline-validated) ModelDescr."""
     from bioimageio.spec import ValidationContext
     from bioimageio.spec.model import v0_5 as bio
 
     patch_bioimageio_spec()
-
+    cfg, volume, norm, dims = plan.model_config, plan.volume, plan.norm, plan.dims
     head = cfg.get("head", "softmax")
-    channels = (["pre", "post"] if cfg["out_channels"] == 2 else [f"c{i}" for i in range(cfg["out_channels"])]) \
-        if head == "sigmoid" else (["background", "mitochondria"] if cfg["out_channels"] == 2 else [f"class{i}" for i in range(cfg["out_channels"])])
+    channels = _channel_names(cfg)
     dtype = volume.dtype.name
     gain = DTYPE_GAIN[dtype]
-    test_input = crop[0] if dims == 2 else crop
-    test_input = test_input[None, None]  # batch, channel
+    test_input = (plan.crop[0] if dims == 2 else plan.crop)[None, None]  # batch, channel
     x = (test_input.astype(np.float32) * np.float32(gain) - np.float32(norm.mean)) / np.float32(norm.std)
-    wrapped = _wrapper(model, head)
-    with torch.no_grad(), warnings.catch_warnings():
-        # the trace keeps shape checks of the norm layers as constants; sizes >= SIZE_MIN pass them
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated; bioimage.io consumers still load TorchScript
-        expected = wrapped(torch.from_numpy(x)).numpy().astype(np.float32)
-        scripted = torch.jit.trace(wrapped, torch.from_numpy(x), check_trace=False)
-
-    arch = work / "masktwins3d_net.py"
-    arch.write_text(architecture_source(cfg["name"]), encoding="utf-8")
-    kwargs = {"model": cfg["name"], "in_channels": int(cfg["in_channels"]), "out_channels": int(cfg["out_channels"]),
-              "widths": [int(w) for w in cfg["widths"]], "norm": cfg.get("norm"), "head": head}
-    rebuilt = load_architecture(arch)(**kwargs).eval()
-    rebuilt.load_state_dict(wrapped.state_dict())
-    with torch.no_grad():
-        for what, net in (("the TorchScript weights", scripted), ("the architecture file", rebuilt)):
-            got = net(torch.from_numpy(x)).numpy()
-            if not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
-                raise RuntimeError(f"export: {what} give outputs up to {np.abs(got - expected).max():.3g} away from the network's")
-    torch.save(wrapped.state_dict(), work / "weights.pt")
-    scripted.save(str(work / "weights_torchscript.pt"))
+    written = write_weights(work, plan.model, cfg, x)
     np.save(work / "test_input.npy", test_input)
-    np.save(work / "test_output.npy", expected)
+    np.save(work / "test_output.npy", written.expected)
 
     spatial = "yx" if dims == 2 else "zyx"
     vs = dict(zip("zyx", volume.voxel_size))
@@ -270,7 +249,7 @@ def _describe(work: Path, model, cfg, state, run, volume, norm, crop, dims, trac
     ]
     inputs = [bio.InputTensorDescr(
         id=bio.TensorId("raw"),
-        description=f"EM image, {dtype}, {'one section' if dims == 2 else 'a 3D block'}; voxel size {_nm(volume.voxel_size)} nm (Z, Y, X)",
+        description=f"EM image, {dtype}, {'one section' if dims == 2 else 'a 3D block'}; voxel size {nm(volume.voxel_size)} nm (Z, Y, X)",
         axes=in_axes,
         test_tensor=bio.FileDescr(source=work / "test_input.npy"),
         data=bio.IntervalOrRatioDataDescr(type="float32"),  # what the network takes, after the preprocessing
@@ -287,48 +266,52 @@ def _describe(work: Path, model, cfg, state, run, volume, norm, crop, dims, trac
         test_tensor=bio.FileDescr(source=work / "test_output.npy"),
         data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )]
-    architecture = bio.ArchitectureFromFileDescr(source=arch, callable=bio.Identifier(CALLABLE), kwargs=kwargs)
+    architecture = bio.ArchitectureFromFileDescr(source=work / ARCHITECTURE_FILE, callable=bio.Identifier(CALLABLE), kwargs=written.kwargs)
     torch_version = bio.Version(torch.__version__.split("+")[0])
-    weight_descr = bio.WeightsDescr(
-        pytorch_state_dict=bio.PytorchStateDictWeightsDescr(source=work / "weights.pt", architecture=architecture, pytorch_version=torch_version),
-        torchscript=bio.TorchscriptWeightsDescr(source=work / "weights_torchscript.pt", pytorch_version=torch_version, parent="pytorch_state_dict"),
+    weights = bio.WeightsDescr(
+        pytorch_state_dict=bio.PytorchStateDictWeightsDescr(source=work / STATE_DICT_FILE, architecture=architecture, pytorch_version=torch_version),
+        torchscript=bio.TorchscriptWeightsDescr(source=work / TORCHSCRIPT_FILE, pytorch_version=torch_version, parent="pytorch_state_dict"),
     )
-    training = _training_summary(state, run, cfg, method, checkpoint, weights)
-    readme = work / "README.md"
-    readme.write_text(_readme(name, track, method, cfg, run, training, volume, norm, dtype, gain, dims, channels), encoding="utf-8")
-    source_cite = _source_citation(run)
-    cite = [bio.CiteEntry(text=PAPER[0], doi=bio.Doi(PAPER[1])),
-            bio.CiteEntry(text=CITATIONS[cfg["name"]][0], doi=bio.Doi(CITATIONS[cfg["name"]][1]))]
-    if source_cite:
-        cite.append(source_cite)
-    description = (f"{'2D U-Net' if dims == 2 else '3D residual U-Net'} for {track} in EM, adapted with {method} "
+    training = training_summary(plan.state, plan.run, plan.checkpoint, plan.weights)
+    cites = citations(plan.run, cfg["name"])
+    (work / "README.md").write_text(readme(plan.name, plan.track, dims, channels, training, volume, norm, gain, cites), encoding="utf-8")
+    description = (f"{'2D U-Net' if dims == 2 else '3D residual U-Net'} for {plan.track} in EM, adapted with {training['method']} "
                    f"(masktwins3d {__version__}); trained on {training['source']}, adapted to {training['target']}; "
                    f"input normalised as in training ({dtype} to [0, 1], z-score with the target volume's statistics).")
-    with ValidationContext(perform_io_checks=False):
-        return _model_descr(bio, name, description, authors, cite, license, readme, track, head, dims, inputs, outputs,
-                            weight_descr, cfg, training, volume, norm)
+    from pydantic import ValidationError
+
+    try:
+        with ValidationContext(perform_io_checks=False):
+            return _model_descr(bio, plan, work / "README.md", description, cites, inputs, outputs, weights, training)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the description"
+        raise UserError(f"bioimage.io rejects {where}: {first.get('msg')}; check --name (letters, digits, spaces, _+-()), "
+                        "--author and --license (an SPDX id such as CC-BY-4.0)") from None
 
 
-def _model_descr(bio, name, description, authors, cite, license, readme, track, head, dims, inputs, outputs,
-                 weight_descr, cfg, training, volume, norm):
+def _model_descr(bio, plan: Plan, readme_path: Path, description: str, cites, inputs, outputs, weights, training: dict):
+    """The ModelDescr itself (pydantic validates it; call inside an offline ValidationContext)."""
+    cfg, volume, norm = plan.model_config, plan.volume, plan.norm
+    head = cfg.get("head", "softmax")
     return bio.ModelDescr(
-        name=name,
+        name=plan.name,
         description=description[:1024],
-        authors=[bio.Author(name=a) for a in authors],
-        cite=cite,
-        license=bio.LicenseId(license),
-        documentation=bio.FileDescr(source=readme),
-        tags=["electron-microscopy", "connectomics", track, "semantic-segmentation" if head == "softmax" else "detection",
-              "domain-adaptation", "masktwins", f"{dims}d", "pytorch"],
+        authors=[bio.Author(name=a) for a in plan.authors],
+        cite=[bio.CiteEntry(text=text, doi=bio.Doi(doi)) for text, doi in cites],
+        license=bio.LicenseId(plan.license),
+        documentation=bio.FileDescr(source=readme_path),
+        tags=["electron-microscopy", "connectomics", plan.track, "semantic-segmentation" if head == "softmax" else "detection",
+              "domain-adaptation", "masktwins", f"{plan.dims}d", "pytorch"],
         inputs=inputs,
         outputs=outputs,
-        weights=weight_descr,
+        weights=weights,
         config=bio.Config(
             bioimageio=bio.BioimageioConfig(
                 reproducibility_tolerance=[bio.ReproducibilityTolerance(**TOLERANCE)],
                 architecture_type=cfg["name"],
                 modality="electron microscopy",
-                target_structure=["mitochondria"] if track == "mitochondria" else ["synapses"],
+                target_structure=["mitochondria"] if plan.track == "mitochondria" else ["synapses"],
                 task="semantic segmentation" if head == "softmax" else "synapse detection (pre/post probability maps)",
             ),
             masktwins3d={"version": __version__, "training": training, "voxel_size_zyx_nm": [float(v) for v in volume.voxel_size],
@@ -337,95 +320,7 @@ def _model_descr(bio, name, description, authors, cite, license, readme, track, 
     )
 
 
-def _training_summary(state, run, cfg, method, checkpoint, weights) -> dict:
-    data = run.get("data") or {}
-
-    def where(key):
-        vol = data.get(key) or {}
-        return vol.get("dataset") or vol.get("raw") or "not recorded"
-
-    optim = run.get("optim") or {}
-    return {
-        "method": method,
-        "source": where("source"),
-        "target": where("target"),
-        "iterations": int(state.get("step", 0)),
-        "crop": data.get("crop"),
-        "batch_size": data.get("batch_size"),
-        "lr": optim.get("lr"),
-        "network": {k: cfg.get(k) for k in ("name", "widths", "head", "norm", "out_channels")},
-        "training_voxel_size_zyx_nm": state.get("voxel_size"),
-        "weights": weights,
-        "checkpoint": Path(checkpoint).name,
-        "commit": state.get("commit"),
-    }
-
-
-def _source_citation(run: dict):
-    """A CiteEntry for the source data's dataset descriptor (``data.source.dataset``), if it has a DOI."""
-    import re
-
-    from bioimageio.spec.model import v0_5 as bio
-
-    dataset = ((run.get("data") or {}).get("source") or {}).get("dataset")
-    if not dataset:
-        return None
-    try:
-        from ..io.datasets import load_dataset
-
-        text = load_dataset(str(dataset).split(":")[0], None).citation
-    except (UserError, OSError, KeyError):
-        return None
-    doi = re.search(r"doi:\s*(10\.\S+)", text or "")
-    return bio.CiteEntry(text=f"source data: {text}", doi=bio.Doi(doi.group(1).rstrip(".,;"))) if doi else None
-
-
-def _nm(values) -> str:
-    return " x ".join(f"{float(v):g}" for v in values)
-
-
-def _readme(name, track, method, cfg, run, training, volume, norm, dtype, gain, dims, channels) -> str:
-    return f"""# {name}
-
-A {'2D U-Net (one EM section at a time)' if dims == 2 else '3D residual U-Net (isotropic blocks)'} for
-{track} in electron microscopy, trained with masktwins3d {__version__}.
-
-## Training
-- method: `{method}` ({'complementary-mask consistency, MaskTwins, Wang et al. ICML 2025' if method == 'masktwins' else 'see masktwins3d METHOD.md'})
-- labelled source data: `{training['source']}`
-- unlabelled target data (adapted to): `{training['target']}`
-- iterations: {training['iterations']}, crop {training['crop']}, batch {training['batch_size']}, learning rate {training['lr']}
-- network: {cfg['name']}, widths {list(cfg['widths'])}, {cfg.get('head')} head, outputs: {', '.join(channels)}
-- voxel size the model learned at: {training['training_voxel_size_zyx_nm']} nm (Z, Y, X)
-- weights: {training['weights']}
-
-## Input and preprocessing
-Input `raw`: {dtype}, axes batch, channel{', y, x' if dims == 2 else ', z, y, x'}; spatial sizes are multiples of 16, at least 32.
-Voxel size of the exported-for volume: {_nm(volume.voxel_size)} nm (Z, Y, X).
-Preprocessing (as masktwins3d trains and predicts): to float32, times {gain:.6g} (to [0, 1]),
-then z-score with mean {norm.mean:.6g} and std {norm.std:.6g}, the statistics of `{volume.path}`.
-For another volume, replace these two numbers by its own (masktwins3d computes them from up to 16
-evenly spaced sections).
-
-## Output
-`prob`: {'softmax class probabilities' if cfg.get('head') == 'softmax' else 'sigmoid probabilities, one channel each'} ({', '.join(channels)}), same spatial size as the input.
-masktwins3d predicts large volumes with blended sliding windows (`masktwins3d predict`); mitochondria
-masks are `p >= 0.5`, synapse points come from `masktwins3d postprocess synapse`.
-
-## Validation
-The package's test input is a centred crop of `{volume.path}` and its expected output was computed
-by the trained network; TorchScript weights, the state-dict weights with `masktwins3d_net.py` and
-the preprocessing reproduce it (`bioimageio test model.zip`). Accuracy on held-out data is not part
-of the package: score predictions with `masktwins3d evaluate` (DA-ISC mitochondria metrics, WASPSYN
-synapse F1).
-
-## Citations
-- {PAPER[0]}, doi:{PAPER[1]}
-- {CITATIONS[cfg['name']][0]}, doi:{CITATIONS[cfg['name']][1]}
-"""
-
-
-def _package(descr, out: Path, work: Path, overwrite: bool) -> None:
+def _package(descr, out: Path, overwrite: bool) -> None:
     """Zip ``descr`` (validated offline) to a hidden sibling of ``out``, then rename it into place."""
     from bioimageio.spec import ValidationContext, save_bioimageio_package
 
