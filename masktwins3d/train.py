@@ -359,8 +359,6 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     fmt = memory_format(run.train.channels_last, dims, device)
     model.to(device, memory_format=fmt)
     precision = resolve_precision(run.train.amp, device)
-    if env.is_main:
-        print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
     distributed.broadcast_module(model, env)  # the teacher below copies rank 0's student
     seeds = distributed.rank_seeds(run.train.seed, env)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
@@ -468,6 +466,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         replaced = prepare_out_dir(out_dir, overwrite, resume)  # every input checked, the trainer built
         with restore_on_error(out_dir, replaced):
             _write_run_files(out_dir, run, env, init_info, scale, precision)
+    if env.is_main:  # after every check: a user error stays the only line
+        print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
     trainer.replaced = replaced
     return trainer
 
