@@ -144,3 +144,27 @@ def test_resunet_pooling_stays_bf16_with_the_same_values():
         upcast = torch.nn.MaxPool3d(2)(x)  # what autocast does to a plain max-pool: fp32
     assert kept.dtype == torch.bfloat16 and upcast.dtype == torch.float32
     assert torch.equal(kept.float(), upcast)
+
+
+def test_predict_cli_amp_flag(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_cli
+
+    from masktwins3d.config import ModelConfig
+    from masktwins3d.io import create_volume
+    from masktwins3d.models import build_model
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device_type: NATIVE)
+    cfg = {"name": "unet2d", "in_channels": 1, "out_channels": 2, "widths": [4, 4, 8, 8, 8], "head": "softmax", "adain": False, "norm": None}
+    torch.manual_seed(0)
+    torch.save({"model": build_model(ModelConfig(**cfg)).state_dict(), "model_config": cfg}, tmp_path / "c.pt")
+    raw = create_volume(tmp_path / "raw.zarr", (2, 32, 32), np.uint8)
+    raw[:] = np.random.default_rng(0).integers(0, 255, (2, 32, 32), dtype=np.uint8)
+    base = ["predict", "--checkpoint", tmp_path / "c.pt", "--input", tmp_path / "raw.zarr", "--patch", "32,32", "--device", "cpu"]
+    for flag, recorded, said in ((None, True, "precision bf16 (auto: this CPU has native bf16"), ("off", False, "precision fp32 (amp off")):
+        out = tmp_path / f"{flag}.zarr"
+        code, _, err = run_cli(capsys, *base, "--output", out, *(["--amp", flag] if flag else []))
+        assert code == 0, err
+        assert json.loads((out / "blocks.json").read_text())["settings"]["amp"] is recorded and said in err
+    with pytest.raises(SystemExit):  # argparse: one of auto, on, off
+        run_cli(capsys, *base, "--output", tmp_path / "x.zarr", "--amp", "fast")
+    assert "--amp: invalid choice" in capsys.readouterr().err
