@@ -9,7 +9,9 @@ Measured, fp32 and bf16 interleaved in one loop (a change in machine load hits b
    ``masktwins``, on one fixed batch of random volumes (``bench_train_step.py``'s samplers);
 2. **blockwise prediction**: :func:`masktwins3d.inference.predict_volume` (zarr in, zarr out,
    the engine's blocks) of a random uint8 volume with each demo model: 2D ``--predict-2d``
-   (256² windows), 3D ``--predict-3d`` (64³ windows), ``amp=off`` against ``amp=on``;
+   (256² windows), 3D ``--predict-3d`` (64³ windows), ``amp=off`` against ``amp=on``; and the
+   engine's overhead over the bare model forward on the same windows (the batch shapes the
+   engine ran, context windows included, inputs made in advance) at each precision;
 3. **quality**: the demo's mitochondria protocol (``--source-iterations``
    of noadapt from scratch, then ``--adapt-iterations`` of masktwins warm-started from its EMA,
    the demo's seed and data), once with ``train.amp=false`` and predictions in fp32, once with
@@ -104,7 +106,9 @@ def step_fn(model_name: str, method_name: str, precision: Precision):
 
 
 def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int | None) -> dict:
-    """``{fp32, bf16}`` callables predicting one random zarr volume with the demo's model (random weights)."""
+    """Callables predicting one random zarr volume with the demo's model (random weights): ``fp32``
+    and ``bf16`` through the engine, ``fp32 bare`` and ``bf16 bare`` the model alone on batches of the
+    shapes the engine ran (recorded once; inputs made in advance), under ``torch.inference_mode``."""
     from masktwins3d.data.normalize import volume_normalizer
     from masktwins3d.inference.predict import predict_volume
     from masktwins3d.io import create_volume, open_volume
@@ -123,7 +127,20 @@ def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int
         return lambda: predict_volume(model, vol, tmp / f"{model_name}_{amp}.zarr", preprocess=norm, patch_size=patch,
                                       activation=head, amp=amp, overwrite=True, progress=False, threads=threads)
 
-    return {"fp32": fn("off"), "bf16": fn("on")}
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape)))
+    fn("off")()
+    hook.remove()
+    batches = {s: torch.randn(s) for s in set(shapes)}
+
+    def bare(name: str):
+        def run() -> None:
+            with torch.inference_mode(), PRECISIONS[name].autocast("cpu"):
+                for s in shapes:
+                    model(batches[s]).float()
+        return run
+
+    return {"fp32": fn("off"), "bf16": fn("on"), "fp32 bare": bare("fp32"), "bf16 bare": bare("bf16")}
 
 
 def demo_iou(amp: bool, args, data: dict, tmp: Path) -> float:
@@ -187,14 +204,16 @@ def main() -> None:
             print(f"  {model_name:9s} {method:10s}                        {1000 * t['fp32']:9.1f}  {1000 * t['bf16']:9.1f}   {train_ratios[-1]:6.2f}x")
 
     predict_ratios = []
-    print("\nblockwise prediction (random weights, zarr -> zarr)  fp32 s     bf16 s    bf16/fp32 speed")
+    print("\nblockwise prediction (random weights, zarr -> zarr)  fp32 s     bf16 s    bf16/fp32 speed   engine over the bare model's windows: fp32, bf16")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for model_name, shape in (("unet2d", args.predict_2d), ("resunet3d", args.predict_3d)):
             shape = tuple(int(v) for v in shape.split(","))
             t = interleaved(predict_fns(model_name, shape, tmp, args.threads or None), args.repeats)
             predict_ratios.append(t["fp32"] / t["bf16"])
-            print(f"  {model_name:9s} {'x'.join(map(str, shape)):>16s}                {t['fp32']:9.2f}  {t['bf16']:9.2f}   {predict_ratios[-1]:6.2f}x")
+            over = {k: 100 * (t[k] / t[f"{k} bare"] - 1) for k in PRECISIONS}
+            print(f"  {model_name:9s} {'x'.join(map(str, shape)):>16s}                {t['fp32']:9.2f}  {t['bf16']:9.2f}   {predict_ratios[-1]:6.2f}x"
+                  f"           {over['fp32']:+5.1f} %, {over['bf16']:+5.1f} %  (bare {t['fp32 bare']:.2f} s, {t['bf16 bare']:.2f} s)")
 
         change = float("nan")
         if args.quality:
