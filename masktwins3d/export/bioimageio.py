@@ -25,6 +25,7 @@ from __future__ import annotations
 import getpass
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[
     from bioimageio.core import test_model
     from bioimageio.spec import ValidationContext
 
-    with ValidationContext(perform_io_checks=False):
+    with ValidationContext(perform_io_checks=False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated; the TorchScript weights are still tested
         summary = test_model(Path(path), devices=list(devices))
     failed = [f"{d.name}: {d.errors[0].msg.splitlines()[0] if d.errors else 'failed'}" for d in summary.details if d.status == "failed"]
     if summary.status != "passed" and not failed:
