@@ -24,16 +24,25 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         path: final destination; its parent folder is created if missing.
         write: callable that writes the complete file at the temp path it is given.
     """
+    from .errors import UserError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); choose a folder you can write to") from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) == str(tmp):
+            # the error names the temporary file: name the output the user asked for instead
+            raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); check that the disk has space "
+                            "and that you may write there") from None
         raise
     return path
 

@@ -179,3 +179,73 @@ def test_user_mistake_is_one_line_and_loses_nothing(capsys, world, tmp_path, nam
     assert "Traceback" not in err
     assert snapshot(tmp_path) == before, f"{name}: a file changed"
     assert snapshot(world["pair"]["root"]) == world_before, f"{name}: an input changed"
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix under which the file system's permission bits hold: nothing for a normal
+    user; for root, ``setpriv`` without the capabilities that let root write anywhere."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made read-only for this user")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
+
+
+def _prob2(tmp: Path) -> str:
+    v = create_volume(tmp / "syn.zarr", (2, 16, 32, 32), np.float32, voxel_size=(8, 8, 8), axes="czyx")
+    a = np.zeros((2, 16, 32, 32), np.float32)
+    a[:, 6:9, 10:13, 10:13] = 0.95
+    v[:] = a
+    return str(tmp / "syn.zarr")
+
+
+READ_ONLY = [
+    ("predict", lambda w, t: ["predict", "--checkpoint", w["ckpt"], "--input", _prob(t), "--output", t / "ro" / "p.zarr", "--patch", "32,32"]),
+    ("postprocess mito", lambda w, t: ["postprocess", "mito", "--prob", _prob(t), "--out", t / "ro" / "l.zarr"]),
+    ("postprocess synapse", lambda w, t: ["postprocess", "synapse", "--prob", _prob2(t), "--out", t / "ro" / "pts.h5"]),
+    ("evaluate mito", lambda w, t: ["evaluate", "mito", "--pred", _prob(t), "--gt", _labels(t), "--json", t / "ro" / "r.json"]),
+]
+
+
+@pytest.mark.parametrize("name,setup", READ_ONLY, ids=[c[0] for c in READ_ONLY])
+def test_an_output_in_a_read_only_folder_is_one_line(world, tmp_path, name, setup):
+    """The output folder exists but this user may not write there: exit 2, one line naming it, nothing written."""
+    import subprocess
+    import sys
+
+    argv = [str(a) for a in setup(world, tmp_path)]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    before = snapshot(tmp_path)
+    ro.chmod(0o555)
+    try:
+        proc = subprocess.run([*_unprivileged(), sys.executable, "-m", "masktwins3d", *argv], capture_output=True, text=True, timeout=300)
+    finally:
+        ro.chmod(0o755)
+    err = "\n".join(line[line.index("error: "):] if "error: " in line else line
+                     for line in proc.stderr.splitlines() if "error: " in line or not PROGRESS.search(line))
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("note:", "precision:", "warning:"))]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(ro) in lines[0], proc.stderr
+    assert f"{ro}/." not in lines[0], "the line names a temporary file instead of the output"
+    assert "Traceback" not in proc.stderr
+    assert snapshot(tmp_path) == before and not any(ro.iterdir()), f"{name}: something was written"
+
+
+def test_a_full_disk_names_the_output_not_its_temporary_file(tmp_path):
+    from masktwins3d.atomic import atomic_write
+    from masktwins3d.errors import UserError
+
+    (tmp_path / "r.json").write_text("earlier")
+
+    def full(tmp: str) -> None:
+        raise OSError(28, "No space left on device", tmp)
+
+    with pytest.raises(UserError, match=r"cannot write .*r\.json \(No space left on device\)") as info:
+        atomic_write(tmp_path / "r.json", full)
+    assert ".tmp" not in str(info.value)
+    assert (tmp_path / "r.json").read_text() == "earlier" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
