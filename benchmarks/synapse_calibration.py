@@ -48,6 +48,10 @@ VARIANTS = {
     # on restyles the source features L_sup has been fitting (added after prior halved the loss
     # on the reported seeds 0-2 but left it negative)
     "prior_no_adain": ["loss.threshold_rule=prior", "model.adain=false"],
+    # and every voxel under the cap taught as a negative, as the source labels teach every voxel
+    # away from a point (with prior the students still inflate p >= 0.5 on the target: the band
+    # between 1 - delta and the cap was taught nothing)
+    "prior_all_negative": ["loss.threshold_rule=prior", "loss.negative_threshold=1.0"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)

@@ -162,7 +162,10 @@ class LossConfig:
     most confident voxels reach, as many as the running foreground fraction of the source
     labels; voxels between 0.5 and it teach nothing, so a teacher whose probabilities are
     inflated cannot flood the student);
-    cb_portion: that fraction, in (0, 1]; views_batched: run the masked views as one
+    cb_portion: that fraction, in (0, 1]; negative_threshold: sigmoid head: a voxel is a confident
+    negative where p <= this (null: 1 - delta, symmetric; 1.0 with threshold_rule=prior: every
+    voxel under the cap is a negative, as every voxel away from a labelled point is in the source
+    labels); views_batched: run the masked views as one
     concatenated batch (same result for instance and group norm, different batch statistics for
     batch norm); pos_weight: weight of positive voxels in the sigmoid head's BCE of L_sup, one
     value or one per channel (1: plain BCE, the paper's); cl_pos_weight: the same for L_cl
@@ -186,6 +189,7 @@ class LossConfig:
     threshold: List[float] = field(default_factory=lambda: [0.7])
     threshold_rule: str = "fixed"
     cb_portion: float = 0.5
+    negative_threshold: Optional[float] = None
     views_batched: bool = False
     pos_weight: List[float] = field(default_factory=lambda: [1.0])
     cl_pos_weight: Optional[List[float]] = None
@@ -427,6 +431,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "loss.cl_pos_weight": (lambda v: v is None or (len(v) >= 1 and all(_finite(w) and w > 0 for w in v)),
                            "null or finite weights > 0", "loss.cl_pos_weight=null"),
     "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
+    "loss.negative_threshold": (lambda v: v is None or (_finite(v) and 0 < v <= 1), "null or a probability in (0, 1]",
+                                "loss.negative_threshold=null"),
     "loss.flood_ratio": (lambda v: _finite(v) and v >= 0, "a finite multiple >= 0 (0: no warning)", "loss.flood_ratio=10"),
     "mask.patch": (lambda v: v >= 1, "a cell edge >= 1 voxel", "mask.patch=32"),
     "mask.ratio": (lambda v: v is None or (_finite(v) and 0 < v < 1), "null or a masked fraction in (0, 1)", "mask.ratio=0.5"),

@@ -323,3 +323,17 @@ def test_prior_rule_uses_the_running_source_fraction():
     fresh = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())
     fresh.load_extra_state(state)
     assert fresh.source_prior(a) == method.source_prior(a) == pytest.approx([0.2 / 1.5, 0.4 / 3])
+
+
+def test_negative_threshold_by_hand():
+    p = torch.tensor([0.99, 0.97, 0.9, 0.6, 0.4, 0.1]).reshape(1, 1, 6)
+    logits = torch.log(p / (1 - p))
+    # prior 1/3 keeps the top 2 as positives; negative_threshold 1.0: every other voxel is a taught negative
+    label, conf = pseudo_label(logits, "sigmoid", [0.75], "prior", prior=[1 / 3], negative=1.0)
+    assert label.flatten().tolist() == [1, 1, 0, 0, 0, 0] and conf.all()
+    # 0.5: negatives up to p = 0.5 (0.4, 0.1); 0.9 and 0.6 teach nothing
+    _, conf = pseudo_label(logits, "sigmoid", [0.75], "prior", prior=[1 / 3], negative=0.5)
+    assert conf.flatten().tolist() == [True, True, False, False, True, True]
+    # fixed rule: positives p >= 0.75 (0.99, 0.97, 0.9); with negative 0.7 the 0.6 voxel is a negative
+    label, conf = pseudo_label(logits, "sigmoid", [0.75], negative=0.7)
+    assert label.flatten().tolist() == [1, 1, 1, 0, 0, 0] and conf.all()

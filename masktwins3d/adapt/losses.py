@@ -127,6 +127,7 @@ def pseudo_label(
     rule: ThresholdRule = ThresholdRule.FIXED,
     portion: float = 0.5,
     prior: Sequence[float] | None = None,
+    negative: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard pseudo-label and a confidence mask from teacher logits.
 
@@ -139,7 +140,9 @@ def pseudo_label(
     ``max(delta_c, prior_threshold(p_c, prior[c]))`` (``prior``: at most the batch's most
     confident ``prior[c]`` fraction of voxels, the source labels' foreground fraction, are taught
     as positives, so a teacher whose probabilities are inflated, e.g. by ``pos_weight``, cannot
-    flood the student; it never adds positives below ``delta_c``).
+    flood the student; it never adds positives below ``delta_c``). A sigmoid voxel is a confident
+    negative where ``p_c <= negative`` (default ``1 - delta_c``; 1.0 makes every voxel that is not
+    a confident positive a negative).
 
     Returns:
         ``(label, confident)``: label ``(B, *S)`` int64 (softmax) or float like logits (sigmoid);
@@ -177,8 +180,10 @@ def pseudo_label(
                 pos.append(deltas[c] if cand.numel() == 0 else min(deltas[c], float(torch.quantile(cand, 1.0 - float(portion)))))
         shape = (1, n, *([1] * (prob.ndim - 2)))
         tau_pos = small_tensor(pos, prob.dtype, prob.device).reshape(shape)
-        tau_neg = small_tensor([1.0 - d for d in deltas], prob.dtype, prob.device).reshape(shape)
+        tau_neg = small_tensor([1.0 - d if negative is None else float(negative) for d in deltas], prob.dtype, prob.device).reshape(shape)
         positive = prob >= tau_pos
+        if negative is not None:  # the negative bound may reach into p >= 0.5: a confident positive stays one
+            return positive.float(), positive | (prob <= tau_neg)
         if rule is ThresholdRule.PRIOR:  # the cap decides the label too: voxels between 0.5 and the cap teach nothing
             return positive.float(), positive | (prob <= tau_neg)
         label = (prob >= 0.5).float()

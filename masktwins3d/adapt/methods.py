@@ -207,7 +207,8 @@ class MaskedConsistency(StudentMethod):
             if self.prior is not None:
                 shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
                 t_logits = t_logits - shift  # the teacher's logits without the pos_weight bias
-            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior)
+            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior,
+                                            self.lcfg.negative_threshold)
             masks = draw_masks(
                 self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
                 self.generator, self.mask.views, xt.device,
