@@ -355,6 +355,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except (TypeError, ValueError) as exc:  # OmegaConf's own: e.g. a mapping given for a list
             raise UserError(f"bad value for config key {key!r} in override {item!r} ({exc}); give a value of the key's type, "
                             "see configs/*.yaml") from None
+        except yaml.YAMLError as exc:  # a value that reads as YAML once but not when OmegaConf re-reads it (e.g. "...")
+            raise UserError(f"override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]}); write e.g. "
+                            "data.augmentations.zoom_range=[0.8,1.25]") from None
     try:
         run: RunConfig = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
