@@ -404,6 +404,9 @@ def resolve(run: RunConfig) -> RunConfig:
     if run.loss.threshold_rule == "prior" and run.model.head != "sigmoid":
         raise UserError(f"loss.threshold_rule=prior is for sigmoid heads but model.head={run.model.head}; "
                         "use loss.threshold_rule=class_balanced for a softmax head")
+    if run.loss.negative_threshold is not None and run.model.head != "sigmoid":
+        raise UserError(f"loss.negative_threshold={run.loss.negative_threshold} is for sigmoid heads but model.head={run.model.head}; "
+                        "set loss.negative_threshold=null")
     if not 0.0 < run.loss.cb_portion <= 1.0:
         raise UserError(f"loss.cb_portion={run.loss.cb_portion} must be a fraction in (0, 1], e.g. 0.5")
     if not all(0.5 <= t < 1.0 for t in run.loss.threshold) or not run.loss.threshold:

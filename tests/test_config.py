@@ -52,6 +52,8 @@ def test_misspelled_method_and_choice():
         load_config(None, ["loss.cm_space=prob"])
     with pytest.raises(UserError, match="threshold_rule=prior is for sigmoid heads"):
         load_config(None, ["loss.threshold_rule=prior"])  # the default model is the softmax mito U-Net
+    with pytest.raises(UserError, match="negative_threshold=0.9 is for sigmoid heads"):
+        load_config(None, ["loss.negative_threshold=0.9"])
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -182,9 +182,9 @@ def pseudo_label(
         tau_pos = small_tensor(pos, prob.dtype, prob.device).reshape(shape)
         tau_neg = small_tensor([1.0 - d if negative is None else float(negative) for d in deltas], prob.dtype, prob.device).reshape(shape)
         positive = prob >= tau_pos
-        if negative is not None:  # the negative bound may reach into p >= 0.5: a confident positive stays one
-            return positive.float(), positive | (prob <= tau_neg)
-        if rule is ThresholdRule.PRIOR:  # the cap decides the label too: voxels between 0.5 and the cap teach nothing
+        if negative is not None or rule is ThresholdRule.PRIOR:
+            # the cap (or a negative bound that may reach above 0.5) decides the label too: a voxel
+            # is a positive only where it is a confident one
             return positive.float(), positive | (prob <= tau_neg)
         label = (prob >= 0.5).float()
         return label, positive | (prob <= tau_neg)

@@ -162,14 +162,10 @@ class MaskedConsistency(StudentMethod):
             self.source_fg_count = int(state["source_fg_count"])
 
     def source_prior(self, source_label: torch.Tensor) -> list[float]:
-        """Add this batch's per-channel source foreground fraction and return the running mean."""
-        if self.head is Head.SIGMOID:
-            dims = [d for d in range(source_label.ndim) if d != 1]
-            batch = (source_label > 0).float().mean(dim=dims).tolist()
-        else:
-            batch = [float((source_label > 0).float().mean())]
-        if len(self.source_fg_sum) != len(batch):
-            self.source_fg_sum = [0.0] * len(batch)
+        """Add this batch's per-channel source foreground fraction (sigmoid labels ``(B, C, *S)``)
+        and return the running mean."""
+        dims = [d for d in range(source_label.ndim) if d != 1]
+        batch = (source_label > 0).float().mean(dim=dims).tolist()
         self.source_fg_sum = [a + b for a, b in zip(self.source_fg_sum, batch)]
         self.source_fg_count += 1
         return [a / self.source_fg_count for a in self.source_fg_sum]
