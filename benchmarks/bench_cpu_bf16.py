@@ -41,15 +41,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_step import synthetic_samplers  # noqa: E402
+from bench_train_step import fixed_batch_step  # noqa: E402
+from timing import cpu_info  # noqa: E402
 
-from masktwins3d.adapt.methods import build_method  # noqa: E402
-from masktwins3d.adapt.schedule import build_optimizer, build_scheduler  # noqa: E402
-from masktwins3d.adapt.trainer import train_step  # noqa: E402
 from masktwins3d.config import load_config  # noqa: E402
 from masktwins3d.models import build_model  # noqa: E402
 from masktwins3d.precision import Precision, native_bf16  # noqa: E402
-from masktwins3d.train import DomainBatches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"unet2d": ROOT / "configs" / "mito_demo.yaml", "resunet3d": ROOT / "configs" / "synapse_demo.yaml"}
@@ -59,16 +56,7 @@ FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8", "avx512f")
 
 def cpu_description() -> str:
     """Model name, cores and the bf16-relevant flags of /proc/cpuinfo."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith(("flags", "Features")):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    name, flags = cpu_info()
     present = [f for f in FLAGS if f in flags] or ["none of " + ", ".join(FLAGS)]
     return f"{name}, {len(os.sched_getaffinity(0))} cores; flags: {' '.join(present)}"
 
@@ -92,17 +80,9 @@ def step_fn(model_name: str, method_name: str, precision: Precision):
     dims = 2 if model_name == "unet2d" else 3
     run = load_config(CONFIGS[model_name], [f"method={method_name}"])
     crop = run.data.crop[-1]
-    src, tgt = synthetic_samplers("mito" if dims == 2 else "synapse", crop, np.random.default_rng(0))
-    batch = DomainBatches(src, tgt, run.data.batch_size, torch.device("cpu"), float_labels=dims == 3)()
-    torch.manual_seed(0)
-    model = build_model(run.model)
-    method = build_method(run, model, 0.0, torch.Generator().manual_seed(0))
-    optimizer = build_optimizer(model.parameters(), run.optim)
-    scheduler = build_scheduler(optimizer, run.optim)
-    model.train()
-    counter = iter(range(10**9))
-    start = run.loss.target_start  # the synapse demo starts its target losses at step 150: time a step with them
-    return lambda: train_step(method, optimizer, scheduler, batch, start + next(counter), precision)
+    # the synapse demo starts its target losses at step 150: time a step with them
+    return fixed_batch_step(run, "mito" if dims == 2 else "synapse", crop, run.data.batch_size, torch.device("cpu"), precision,
+                            start=run.loss.target_start)
 
 
 def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int | None) -> dict:

@@ -40,12 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_train_step import TRACKS, median_seconds, synthetic_samplers  # noqa: E402
+from bench_train_step import TRACKS, fixed_batch_step, median_seconds  # noqa: E402
 from timing import median_time  # noqa: E402
 
-from masktwins3d.adapt.methods import build_method  # noqa: E402
-from masktwins3d.adapt.schedule import build_optimizer, build_scheduler  # noqa: E402
-from masktwins3d.adapt.trainer import train_step  # noqa: E402
 from masktwins3d.precision import resolve_precision  # noqa: E402
 from masktwins3d.config import load_config  # noqa: E402
 from masktwins3d.data.augment import AugmentSpec, Augmenter  # noqa: E402
@@ -55,9 +52,7 @@ from masktwins3d.data.normalize import volume_normalizer  # noqa: E402
 from masktwins3d.data.points import cube_targets  # noqa: E402
 from masktwins3d.data.sampling import PointCrops, SectionCrops  # noqa: E402
 from masktwins3d.io import create_volume, open_volume  # noqa: E402
-from masktwins3d.models import build_model  # noqa: E402
 from masktwins3d.synth.fields import smooth_noise  # noqa: E402
-from masktwins3d.train import DomainBatches  # noqa: E402
 
 CHUNKS = {2: (1, 256, 256), 3: (64, 64, 64)}
 QUICK = {"shape2d": [8, 256, 256], "shape3d": [48, 96, 96], "crop2d": 128, "crop3d": 32, "widths": "8,8,16,16,16",
@@ -189,18 +184,8 @@ def step_rate(dims: int, crop: int, batch: int, args) -> float:
     if args.widths:
         overrides.append(f"model.widths=[{args.widths}]")
     run = load_config(TRACKS[track], overrides)
-    src, tgt = synthetic_samplers(track, crop, np.random.default_rng(0))
     device = torch.device("cpu")
-    batch_dict = DomainBatches(src, tgt, batch, device, float_labels=dims == 3)()
-    torch.manual_seed(0)
-    model = build_model(run.model)
-    method = build_method(run, model, 0.0, torch.Generator().manual_seed(0))
-    optimizer = build_optimizer(model.parameters(), run.optim)
-    scheduler = build_scheduler(optimizer, run.optim)
-    model.train()
-    counter = itertools.count()
-    precision = resolve_precision(run.train.amp, device)
-    step = lambda: train_step(method, optimizer, scheduler, batch_dict, next(counter), precision)  # noqa: E731
+    step = fixed_batch_step(run, track, crop, batch, device, resolve_precision(run.train.amp, device))
     seconds = median_seconds(step, device, args.step_warmup, args.step_repeats)
     return 1.0 / seconds
 

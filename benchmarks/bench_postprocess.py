@@ -22,7 +22,6 @@ identical row for row. Every time is the median of ``--repeats`` runs. Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from bench_synapse import make_probabilities, scipy_points  # noqa: E402
 from masktwins3d.io import create_volume, open_volume  # noqa: E402
 from masktwins3d.postprocess.blockwise import blockwise_instances, blockwise_points, parse_block  # noqa: E402
 from masktwins3d.postprocess.mito import mask_to_instances, probability_to_mask  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import cpu_model, median_time  # noqa: E402
 
 RANK = {6: 1, 18: 2, 26: 3}
 
@@ -59,18 +58,6 @@ def scipy_instances(spec: str, out: str, threshold: float, connectivity: int, bl
     vol = create_volume(out, labels.shape, np.uint32, chunks=tuple(min(b, s) for b, s in zip(block, labels.shape)), overwrite=True)
     vol[:] = labels
     return labels
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

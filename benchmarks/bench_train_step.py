@@ -50,6 +50,23 @@ TRACKS = {"mito": ROOT / "configs" / "mito_paper.yaml", "synapse": ROOT / "confi
 DEFAULT_CROP = {"mito": 512, "synapse": 96}
 
 
+def fixed_batch_step(run, track: str, crop: int, batch_size: int, device: torch.device, precision, start: int = 0):
+    """A callable that runs one trainer step of ``run.method`` (seeded model, optimiser and
+    schedule) on one fixed synthetic batch of ``track`` crops, numbering iterations from ``start``."""
+    import itertools
+
+    src, tgt = synthetic_samplers(track, crop, np.random.default_rng(0))
+    batch = DomainBatches(src, tgt, batch_size, device, float_labels=track == "synapse")()
+    torch.manual_seed(0)
+    model = build_model(run.model)
+    method = build_method(run, model, 0.0, torch.Generator().manual_seed(0))
+    optimizer = build_optimizer(model.parameters(), run.optim)
+    scheduler = build_scheduler(optimizer, run.optim)
+    model.train()
+    counter = itertools.count(start)
+    return lambda: train_step(method, optimizer, scheduler, batch, next(counter), precision)
+
+
 def synthetic_samplers(track: str, crop: int, rng: np.random.Generator):
     """Source (labelled) and target samplers over random uint8 volumes a little larger than the crop."""
     if track == "mito":

@@ -1,7 +1,9 @@
-"""Timing shared by the benchmarks: the median of repeated runs (this machine is noisy)."""
+"""Timing shared by the benchmarks: the median of repeated runs (this machine is noisy) and the
+CPU the figures were measured on."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from typing import Callable, TypeVar
@@ -17,3 +19,24 @@ def median_time(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
         out = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), out
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and flags (/proc/cpuinfo; the platform's processor string and no
+    flags where it cannot be read)."""
+    name, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and name is None:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith(("flags", "Features")) and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return name or platform.processor() or "unknown CPU", flags
+
+
+def cpu_model() -> str:
+    """The CPU's model name, printed with every speed figure."""
+    return cpu_info()[0]
