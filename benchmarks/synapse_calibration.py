@@ -52,6 +52,14 @@ VARIANTS = {
     # away from a point (with prior the students still inflate p >= 0.5 on the target: the band
     # between 1 - delta and the cap was taught nothing)
     "prior_all_negative": ["loss.threshold_rule=prior", "loss.negative_threshold=1.0"],
+    # prior, with the teacher's logits debiased by log(pos_weight) before the cap: a crop without
+    # a synapse still has its cap filled by inflated background voxels (p >= delta on 14-21 % of
+    # the target under pos_weight 30), which the student learns as extra post blobs (added after
+    # prior's students predicted 2-3x noadapt's post points on the reported seeds 0-2)
+    "prior_debias": ["loss.threshold_rule=prior", "loss.debias_pos_weight=true"],
+    # prior, with plain BCE in L_cl: the capped positives, false ones included, taught 30x as hard
+    # as the negatives (same added-after note as prior_debias)
+    "prior_cl_pos_weight_1": ["loss.threshold_rule=prior", "loss.cl_pos_weight=[1.0]"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)
