@@ -80,7 +80,7 @@ def put_back(path: str | Path, aside: Path | None) -> None:
     """Undo :func:`set_aside`: remove whatever is at ``path`` now and move ``aside`` back."""
     if aside is None:
         return
-    _remove(Path(path))
+    remove_path(Path(path))
     os.replace(aside, path)
 
 
@@ -99,7 +99,7 @@ def restore_on_error(path: str | Path, aside: Path | None) -> Iterator[None]:
 def discard(aside: Path | None) -> None:
     """Delete what :func:`set_aside` moved away (the replacement is complete)."""
     if aside is not None:
-        _remove(aside)
+        remove_path(aside)
 
 
 def spec_path(spec: str | Path) -> Path:
@@ -149,7 +149,28 @@ def refuse_overlap(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
                                 "choose another path, outside every input")
 
 
-def _remove(path: Path) -> None:
+def writable_sibling(path: str | Path, kind: str = "probe") -> Path:
+    """A fresh hidden name beside ``path`` (``.<name>.<kind>-XXXX``, nothing there), after making
+    ``path``'s folder and proving it writable by creating and removing it there.
+
+    Raises:
+        UserError: the folder cannot be made or written to, naming ``path`` (not the probe).
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{kind}-", dir=path.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); choose a folder you can write to") from None
+    tmp.rmdir()
+    return tmp
+
+
+def remove_path(path: str | Path) -> None:
+    """Delete a file, a link or a folder tree (nothing when ``path`` is absent)."""
+    path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
@@ -171,22 +192,17 @@ def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     path = Path(path)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise UserError(f"{path} exists; pass --overwrite to replace it or choose another output")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); choose a folder you can write to") from None
-    tmp.rmdir()
+    tmp = writable_sibling(path, "partial")
     try:
         yield tmp
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     aside = set_aside(path)
     try:
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         put_back(path, aside)
         raise
     discard(aside)

@@ -216,7 +216,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "ref.zarr")
     assert code == 0, err
     out = tmp_path / "prob.zarr"
-    manifest = out / "blocks.json"
+    stage = tmp_path / ".prob.zarr.partial"  # a fresh run is staged beside its output until complete
+    manifest = stage / "blocks.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "masktwins3d", "predict", *map(str, args), "--output", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -235,12 +236,18 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     done = json.loads(manifest.read_text())["done"]
     assert 2 <= len(done) < 12, "the run ended before it could be killed; make blocks slower"
-    chunk_times = {p: p.stat().st_mtime_ns for p in (out / "0" / "c").rglob("*") if p.is_file()}
+    assert not out.exists()  # nothing under the output's name until it is complete
+    code, _, err = run_cli(capsys, "predict", *args, "--output", out)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: an interrupted prediction into {out} is at {stage} ({len(done)} of 12 blocks done); "
+        "pass --resume to finish it or --overwrite to start again")
+    chunk_times = {p: p.stat().st_mtime_ns for p in (stage / "0" / "c").rglob("*") if p.is_file()}
     code, _, err = run_cli(capsys, "predict", *args, "--output", out, "--resume")
     assert code == 0, err
     assert f"predict: {12 - len(done)} of 12 blocks to compute ({len(done)} already done)" in err
-    assert json.loads(manifest.read_text())["complete"]
+    assert not stage.exists() and json.loads((out / "blocks.json").read_text())["complete"]
     for path, mtime in chunk_times.items():  # chunk c/0/z/0/0 belongs to block z-0-0
+        path = out / path.relative_to(stage)
         z = int(path.relative_to(out / "0" / "c").parts[1])
         assert (path.stat().st_mtime_ns == mtime) == (f"{z}-0-0" in done), path
     assert np.array_equal(open_volume(out)[...], open_volume(tmp_path / "ref.zarr")[...])
@@ -313,3 +320,53 @@ def test_on_block_exception_stops_the_run_and_resume_finishes_it(tmp_path, stop_
     assert calls == [(i, left) for i in range(left + 1)]
     assert json.loads((out / "blocks.json").read_text())["complete"]
     assert np.array_equal(open_volume(out)[...], ref)
+
+
+def _tree_bytes(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("stop_after", [0, 3])
+def test_an_interrupted_overwrite_leaves_the_earlier_output_as_it_was(tmp_path, raw_zarr, capsys, stop_after):
+    from masktwins3d.inference.checkpoint import predict_with_checkpoint
+
+    old_ckpt = write_checkpoint(tmp_path / "old.pt", seed=1)
+    ckpt = write_checkpoint(tmp_path / "c.pt", seed=2)
+    kwargs = dict(patch_size=(32, 32), block_shape=(1, 48, 48), threads=1, progress=False, device="cpu")
+    out, stage = tmp_path / "prob.zarr", tmp_path / ".prob.zarr.partial"
+    predict_with_checkpoint(old_ckpt, raw_zarr, out, **kwargs)
+    before = _tree_bytes(out)
+
+    def stop(done, total):
+        if done == stop_after:
+            raise StopRun(f"stopped after {done} of {total}")
+
+    with pytest.raises(StopRun):
+        predict_with_checkpoint(ckpt, raw_zarr, out, overwrite=True, on_block=stop, **kwargs)
+    assert _tree_bytes(out) == before  # the earlier output is untouched until its replacement is complete
+    err = capsys.readouterr().err
+    if stop_after == 0:  # nothing finished: nothing to resume and nothing left behind
+        assert not stage.exists() and "--resume" not in err
+        return
+    assert json.loads((stage / "blocks.json").read_text())["done"] == [f"{z}-0-0" for z in range(stop_after)]
+    assert f"note: the finished blocks are kept in {stage}; rerun with --resume to finish {out}" in err
+    with pytest.raises(UserError, match=r"prob.zarr exists; pass --overwrite to replace it, --resume to finish it"):
+        predict_with_checkpoint(ckpt, raw_zarr, out, **kwargs)
+    assert _tree_bytes(out) == before
+    resumed = predict_with_checkpoint(ckpt, raw_zarr, out, resume=True, **kwargs)
+    assert not stage.exists() and resumed.path is not None
+    ref = predict_with_checkpoint(ckpt, raw_zarr, tmp_path / "ref.zarr", **kwargs)
+    np.testing.assert_array_equal(open_volume(out)[...], ref[...])
+    assert not list(tmp_path.glob(".*"))  # no stage, no set-aside copy left
+
+
+def test_overwrite_replaces_a_stale_stage(tmp_path, raw_zarr):
+    from masktwins3d.inference.checkpoint import predict_with_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "c.pt")
+    kwargs = dict(patch_size=(32, 32), block_shape=(1, 48, 48), threads=1, progress=False, device="cpu")
+    stage = tmp_path / ".prob.zarr.partial"
+    stage.mkdir()
+    (stage / "junk").write_text("x")
+    predict_with_checkpoint(ckpt, raw_zarr, tmp_path / "prob.zarr", overwrite=True, **kwargs)
+    assert not stage.exists() and json.loads((tmp_path / "prob.zarr" / "blocks.json").read_text())["complete"]

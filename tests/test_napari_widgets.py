@@ -193,7 +193,7 @@ def test_synapse_postprocess_evaluate_screenshot_export(make_napari_viewer, qtbo
     assert not [n for n in notes if n[0] == "error"], notes
 
 
-def test_cancel_stops_a_running_prediction(make_napari_viewer, qtbot, mito_run, notes, monkeypatch):
+def test_cancel_stops_a_running_prediction(make_napari_viewer, qtbot, mito_run, notes, monkeypatch, tmp_path):
     from masktwins3d.inference.blockwise import BlockJob
 
     call = BlockJob.__call__
@@ -209,6 +209,7 @@ def test_cancel_stops_a_running_prediction(make_napari_viewer, qtbot, mito_run, 
     predict = dock(viewer, "Predict")
     predict.image.value, predict.checkpoint.value, predict.patch.value = raw, mito_run["checkpoint"], "32,32"
     predict.block_shape = (1, 64, 64)  # 6 blocks of 0.2 s or more
+    predict.output.value = str(tmp_path / "named.zarr")
     predict.run.native.click()
     qtbot.waitUntil(lambda: predict.progress.value >= 1, timeout=30_000)
     assert predict.cancel.enabled
@@ -219,6 +220,10 @@ def test_cancel_stops_a_running_prediction(make_napari_viewer, qtbot, mito_run, 
     assert predict.status.value == "cancelled"
     assert any("cancelled" in msg for _, msg in notes), notes
     assert predict.run.enabled and not predict.cancel.enabled
+    assert not (tmp_path / "named.zarr").exists() and not list(tmp_path.glob(".named.zarr*"))  # nothing left behind
+    predict.run.native.click()  # and the next run starts afresh
+    wait(qtbot, predict)
+    assert predict.status.value.startswith("done"), predict.status.value
 
 
 def _bad_predict_cases(tmp_path, mito_run, synapse_ckpt):

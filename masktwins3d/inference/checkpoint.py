@@ -3,13 +3,15 @@ normaliser), run the blockwise engine (:mod:`.blockwise`)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
 from ..adapt.trainer import load_checkpoint
-from ..atomic import discard, refuse_overlap, restore_on_error, set_aside
+from ..atomic import discard, put_back, refuse_overlap, remove_path, set_aside, writable_sibling
 from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
@@ -91,8 +93,6 @@ def check_voxel_size_3d(checkpoint: str | Path, volume, dims: int, resample: str
     """Note, or above :data:`VOXEL_LIMIT` refuse, a 3D model on a volume of another voxel size."""
     if dims != 3:
         return
-    import sys
-
     trained_at = load_checkpoint(checkpoint).get("voxel_size")
     factor = voxel_size_mismatch(trained_at, volume.voxel_size)
     if factor is None or factor <= VOXEL_NOTE:
@@ -203,18 +203,18 @@ def predict_with_checkpoint(
     check_voxel_size_3d(checkpoint, volume, dims, resample)
     factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
 
-    def predict() -> Volume:
+    def predict(dst: Path, resume: bool) -> Volume:
         if factors is not None:
             if resume:
                 raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
-            return _predict_resampled(volume, out, factors, overwrite, progress, lambda vol, dst: predict_blockwise(
+            return _predict_resampled(volume, dst, factors, progress, lambda vol, dst: predict_blockwise(
                 ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
                 batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
                 block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True, amp=amp,
                 progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
         normalizer = volume_normalizer(volume)
         return predict_blockwise(
-            ref, volume, out,
+            ref, volume, dst,
             preprocess=normalizer,
             patch_size=tuple(patch_size),
             overlap=overlap,
@@ -228,31 +228,72 @@ def predict_with_checkpoint(
             scheduler=scheduler,
             threads=threads,
             resume=resume,
-            overwrite=overwrite,
+            overwrite=False,
             progress=progress,
             identity={"input": input_name},
             on_block=on_block,
             amp=amp,
         )
 
-    aside = None
     if overwrite and out.exists():
         from ..io.zarr_io import is_zarr_node
 
         if not is_zarr_node(out):
             raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
-        aside = set_aside(out)  # the earlier output is deleted only once the new one is complete
-    with restore_on_error(out, aside):
-        result = predict()
+    stage = partial_path(out)
+    writable_sibling(out)  # a read-only folder is one line naming the output, before anything is computed
+    if resume and not stage.exists() and out.exists():
+        return predict(out, True)  # an interrupted run under its final name (or a finished one): finish it there
+    if stage.exists() and not resume:
+        if not overwrite:
+            raise UserError(f"an interrupted prediction into {out} is at {stage} ({manifest_progress(stage)}); "
+                            "pass --resume to finish it or --overwrite to start again")
+        remove_path(stage)  # our own unfinished stage, not the user's output: that stays until the new one is complete
+    try:
+        result = predict(stage, resume and stage.exists())
+    except BaseException:
+        if stage.exists():
+            if manifest_progress(stage, count_only=True):
+                print(f"note: the finished blocks are kept in {stage}; rerun with --resume to finish {out}", file=sys.stderr, flush=True)
+            else:
+                remove_path(stage)  # nothing finished: nothing to resume, nothing left behind
+        raise
+    aside = set_aside(out)  # the earlier output goes only now that its replacement is complete
+    try:
+        os.replace(stage, out)
+    except BaseException:
+        put_back(out, aside)
+        raise
     discard(aside)
-    return result
+    return open_volume(out, mode="r+") if isinstance(result, Volume) else result
 
 
-def _predict_resampled(volume, out: Path, factors, overwrite: bool, progress: bool, predict):
+def partial_path(out: Path) -> Path:
+    """Where a prediction into ``out`` is staged until it is complete: a hidden sibling with a
+    fixed name, so that ``--resume`` after a kill finds it."""
+    return out.parent / f".{out.name}.partial"
+
+
+def manifest_progress(path: Path, count_only: bool = False):
+    """``"N of M blocks done"`` from the manifest in a staged output (or the count N alone)."""
+    import json
+
+    from ..parallel.manifest import MANIFEST_NAME
+
+    try:
+        manifest = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
+        done, total = len(manifest["done"]), int(manifest["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        done, total = 0, None
+    if count_only:
+        return done
+    return f"{done} of {total} blocks done" if total is not None else "no readable manifest"
+
+
+def _predict_resampled(volume, out: Path, factors, progress: bool, predict):
     """Resample ``volume`` by ``factors`` into ``<out>.resample/``, ``predict`` it there, resample the
     probabilities back onto ``volume``'s grid into ``out`` and remove the folder."""
     import shutil
-    import sys
 
     from ..data.resample import resample_volume
 

@@ -190,7 +190,7 @@ class PredictWidget(WorkerWidget):
             self._launch(layer, ckpt, volume, out, tmp, patch, note)
 
     def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, patch, note: str = "") -> None:
-        from ..inference.checkpoint import predict_with_checkpoint
+        from ..inference.checkpoint import partial_path, predict_with_checkpoint
 
         self._stop.clear()
         flat = full_data(layer).ndim == 2
@@ -223,6 +223,8 @@ class PredictWidget(WorkerWidget):
 
         def failed(_exc: BaseException) -> None:
             self.status.value = "cancelled" if isinstance(_exc, Cancelled) else "failed"
+            if isinstance(_exc, Cancelled):  # the widget has no resume: its finished blocks are not kept
+                shutil.rmtree(partial_path(out), ignore_errors=True)
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
