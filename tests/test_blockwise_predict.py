@@ -22,7 +22,7 @@ from masktwins3d.inference import check_window_settings, predict_array, predict_
 from masktwins3d.inference.window import bump_1d, importance_map
 from masktwins3d.io import Volume, create_volume, open_volume
 from masktwins3d.models import build_model
-from masktwins3d.parallel import run_blocks
+from masktwins3d.parallel import read_manifest, run_blocks
 
 from cli_helpers import run_cli
 
@@ -145,7 +145,7 @@ def test_output_dtypes_and_blocks_match_whole_sections(tmp_path, dtype):
     assert out.dtype == np.dtype(dtype) and out.shape == (1, 5, 40, 52) and out.chunks == (1, 1, 40, 52)
     got = out[...].astype(np.float32) / (255.0 if dtype == "uint8" else 1.0)
     np.testing.assert_allclose(got, ref, atol=0.5 / 255 + 1e-6 if dtype == "uint8" else 5e-4)
-    manifest = json.loads((tmp_path / "p.zarr" / "blocks.json").read_text())
+    manifest = read_manifest(tmp_path / "p.zarr" / "blocks.jsonl")
     assert manifest["complete"] and manifest["done"] == ["0-0-0", "1-0-0", "2-0-0"]
 
 
@@ -155,7 +155,7 @@ def test_blocks_are_chunk_aligned_3d(tmp_path):
     out = predict_blockwise(net, memory_volume(data), tmp_path / "p.zarr", preprocess=np.asarray, patch_size=(8, 8, 8),
                             block_shape=(10, 12, 20), progress=False)
     assert out.chunks[1:] == (10, 12, 20)  # largest divisors of the block up to the chunk limit
-    manifest = json.loads((tmp_path / "p.zarr" / "blocks.json").read_text())
+    manifest = read_manifest(tmp_path / "p.zarr" / "blocks.jsonl")
     assert manifest["total"] == 2 * 2 * 2 and manifest["settings"]["context"] == [4, 4, 4]
     # a voxelwise model gives the same value whatever the windows: blocks, crops and offsets fit together
     torch.manual_seed(0)
@@ -217,7 +217,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     assert code == 0, err
     out = tmp_path / "prob.zarr"
     stage = tmp_path / ".prob.zarr.partial"  # a fresh run is staged beside its output until complete
-    manifest = stage / "blocks.json"
+    manifest = stage / "blocks.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "masktwins3d", "predict", *map(str, args), "--output", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -225,7 +225,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            done = json.loads(manifest.read_text())["done"]
+            done = read_manifest(manifest)["done"]
         except (OSError, ValueError):
             done = []
         if len(done) >= 2:
@@ -234,7 +234,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
-    done = json.loads(manifest.read_text())["done"]
+    done = read_manifest(manifest)["done"]
     assert 2 <= len(done) < 12, "the run ended before it could be killed; make blocks slower"
     assert not out.exists()  # nothing under the output's name until it is complete
     code, _, err = run_cli(capsys, "predict", *args, "--output", out)
@@ -245,7 +245,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, raw_zarr, capsys):
     code, _, err = run_cli(capsys, "predict", *args, "--output", out, "--resume")
     assert code == 0, err
     assert f"predict: {12 - len(done)} of 12 blocks to compute ({len(done)} already done)" in err
-    assert not stage.exists() and json.loads((out / "blocks.json").read_text())["complete"]
+    assert not stage.exists() and read_manifest(out / "blocks.jsonl")["complete"]
     for path, mtime in chunk_times.items():  # chunk c/0/z/0/0 belongs to block z-0-0
         path = out / path.relative_to(stage)
         z = int(path.relative_to(out / "0" / "c").parts[1])
@@ -265,7 +265,7 @@ def test_local_cluster_equals_one_process(tmp_path, raw_zarr, capsys):
     assert code == 0, err
     one, two = open_volume(tmp_path / "one.zarr"), open_volume(tmp_path / "two.zarr")
     assert one.shape == (2, 12, 48, 48) and one.voxel_size == (40.0, 4.0, 4.0) and one.offset == (2, 10, 20)
-    assert json.loads((tmp_path / "two.zarr" / "blocks.json").read_text())["total"] == 2 * 2 * 2
+    assert read_manifest(tmp_path / "two.zarr" / "blocks.jsonl")["total"] == 2 * 2 * 2
     assert np.array_equal(one[...], two[...])
 
 
@@ -309,7 +309,7 @@ def test_on_block_exception_stops_the_run_and_resume_finishes_it(tmp_path, stop_
     with pytest.raises(StopRun, match=f"stopped after {stop_after} of 5"):
         predict_blockwise(net, memory_volume(data), out, on_block=stop, **kwargs)
     assert calls == [(i, 5) for i in range(stop_after + 1)]  # nothing is computed after the exception
-    manifest = json.loads((out / "blocks.json").read_text())
+    manifest = read_manifest(out / "blocks.jsonl")
     assert manifest["done"] == [f"{z}-0-0" for z in range(stop_after)] and not manifest["complete"]
     written = open_volume(out)[...]
     np.testing.assert_array_equal(written[:, :stop_after], ref[:, :stop_after])  # finished blocks are on disk
@@ -318,7 +318,7 @@ def test_on_block_exception_stops_the_run_and_resume_finishes_it(tmp_path, stop_
     predict_blockwise(net, memory_volume(data), out, resume=True, on_block=lambda d, n: calls.append((d, n)), **kwargs)
     left = 5 - stop_after
     assert calls == [(i, left) for i in range(left + 1)]
-    assert json.loads((out / "blocks.json").read_text())["complete"]
+    assert read_manifest(out / "blocks.jsonl")["complete"]
     assert np.array_equal(open_volume(out)[...], ref)
 
 
@@ -348,7 +348,7 @@ def test_an_interrupted_overwrite_leaves_the_earlier_output_as_it_was(tmp_path, 
     if stop_after == 0:  # nothing finished: nothing to resume and nothing left behind
         assert not stage.exists() and "--resume" not in err
         return
-    assert json.loads((stage / "blocks.json").read_text())["done"] == [f"{z}-0-0" for z in range(stop_after)]
+    assert read_manifest(stage / "blocks.jsonl")["done"] == [f"{z}-0-0" for z in range(stop_after)]
     assert f"note: the finished blocks are kept in {stage}; rerun with --resume to finish {out}" in err
     with pytest.raises(UserError, match=r"prob.zarr exists; pass --overwrite to replace it, --resume to finish it"):
         predict_with_checkpoint(ckpt, raw_zarr, out, **kwargs)
@@ -369,4 +369,4 @@ def test_overwrite_replaces_a_stale_stage(tmp_path, raw_zarr):
     stage.mkdir()
     (stage / "junk").write_text("x")
     predict_with_checkpoint(ckpt, raw_zarr, tmp_path / "prob.zarr", overwrite=True, **kwargs)
-    assert not stage.exists() and json.loads((tmp_path / "prob.zarr" / "blocks.json").read_text())["complete"]
+    assert not stage.exists() and read_manifest(tmp_path / "prob.zarr" / "blocks.jsonl")["complete"]

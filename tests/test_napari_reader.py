@@ -107,13 +107,13 @@ def test_predict_output_with_two_channels_is_one_probability_layer(tmp_path):
     prob = RNG.random((2, *RAW.shape), dtype=np.float32)
     out = create_volume(tmp_path / "out.zarr", prob.shape, np.float32, voxel_size=(40, 8, 8), offset=(0, 4, 2))
     out[:] = prob
-    (tmp_path / "out.zarr" / "blocks.json").write_text("{}")
+    (tmp_path / "out.zarr" / "blocks.jsonl").write_text("{}")
     (layer,) = read(tmp_path / "out.zarr")
     assert layer[1]["name"] == "out" and layer[0].ndim == 4
     check_volume(layer, prob, "probability", (1, 40, 8, 8), (0, 0, 32, 16))
     assert layer[1]["colormap"] == "magma" and layer[1]["contrast_limits"] == (0.0, 1.0)
     # the same float array without the manifest is an image
-    (tmp_path / "out.zarr" / "blocks.json").unlink()
+    (tmp_path / "out.zarr" / "blocks.jsonl").unlink()
     assert read(tmp_path / "out.zarr")[0][1]["metadata"][KEY]["kind"] == "image"
 
 

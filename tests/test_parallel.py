@@ -7,7 +7,7 @@ import pytest
 
 from masktwins3d.errors import UserError
 from masktwins3d.geometry import Roi
-from masktwins3d.parallel import Manifest, block_grid, parse_scheduler, run_blocks
+from masktwins3d.parallel import Manifest, block_grid, parse_scheduler, read_manifest, run_blocks
 
 
 def test_block_grid_tiles_without_overlap_and_clips_context():
@@ -32,19 +32,47 @@ def test_block_grid_rejects_bad_shapes(shape, context):
 
 
 def test_manifest_resume_and_refusal(tmp_path):
-    path = tmp_path / "blocks.json"
+    path = tmp_path / "blocks.jsonl"
     m = Manifest(path, {"patch": [16, 16, 16], "dtype": "uint8"}, total=3)
+    m.start()
     m.mark_done("0-0-0")
     m.mark_done("0-0-1")
-    saved = json.loads(path.read_text())
+    m.mark_done("0-0-1")  # recorded once
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0]) == {"format": "masktwins3d-blocks/2", "settings": {"patch": [16, 16, 16], "dtype": "uint8"}, "total": 3}
+    assert lines[1:] == ['{"done": "0-0-0"}', '{"done": "0-0-1"}']
+    saved = read_manifest(path)
     assert saved["done"] == ["0-0-0", "0-0-1"] and not saved["complete"]
     again = Manifest.resume(path, {"patch": (16, 16, 16), "dtype": "uint8"}, 3, fix="pass --overwrite")
     assert again.is_done("0-0-1") and not again.is_done("0-0-2")
+    again.mark_done("0-0-2")
+    assert path.read_text().splitlines()[-2:] == ['{"done": "0-0-2"}', '{"complete": true}']
+    assert read_manifest(path)["complete"]
     with pytest.raises(UserError, match=r"dtype: 'uint8' -> 'float16'.*pass --overwrite"):
         Manifest.resume(path, {"patch": [16, 16, 16], "dtype": "float16"}, 3, fix="pass --overwrite")
     path.write_text("{not json")
     with pytest.raises(UserError, match="not a readable blockwise manifest"):
         Manifest.resume(path, {}, 3, fix="pass --overwrite")
+
+
+def test_a_line_cut_off_by_a_kill_is_not_a_finished_block(tmp_path):
+    path = tmp_path / "blocks.jsonl"
+    m = Manifest(path, {"dtype": "uint8"}, total=4)
+    m.start()
+    m.mark_done("0-0-0")
+    with open(path, "a") as f:
+        f.write('{"done": "0-0')  # killed mid-write
+    again = Manifest.resume(path, {"dtype": "uint8"}, 4, fix="pass --overwrite")
+    assert again.done == {"0-0-0"}
+    again.mark_done("0-0-1")  # starts on a line of its own
+    assert read_manifest(path)["done"] == ["0-0-0", "0-0-1"]
+    assert path.read_text().splitlines()[-1] == '{"done": "0-0-1"}'
+
+
+def test_an_earlier_single_json_manifest_is_refused_in_one_line(tmp_path):
+    (tmp_path / "blocks.json").write_text(json.dumps({"settings": {}, "done": ["0-0-0"]}))
+    with pytest.raises(UserError, match=r"blocks.json was written by an earlier masktwins3d and cannot be resumed; pass --overwrite"):
+        Manifest.resume(tmp_path / "blocks.jsonl", {}, 3, fix="pass --overwrite")
 
 
 @pytest.mark.parametrize(

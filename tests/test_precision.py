@@ -11,6 +11,7 @@ from masktwins3d import precision
 from masktwins3d.config import load_config
 from masktwins3d.errors import UserError
 from masktwins3d.inference.predict import predict_array
+from masktwins3d.parallel import read_manifest
 from masktwins3d.models.resunet3d import ResUNet3D
 from masktwins3d.models.unet2d import UNet2D
 from masktwins3d.precision import Precision, choose_precision, parse_amp, resolve_precision
@@ -131,7 +132,7 @@ def test_predict_manifest_records_the_choice(tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(precision, "native_bf16", lambda device_type, n=native: n)
         out = tmp_path / f"{amp}-{recorded}.zarr"
         predict_volume(model, raw, out, preprocess=Normalizer(0.0, 255.0), patch_size=(32, 32), amp=amp, progress=True)
-        assert json.loads((out / "blocks.json").read_text())["settings"]["amp"] is recorded
+        assert read_manifest(out / "blocks.jsonl")["settings"]["amp"] is recorded
         assert f"precision {'bf16' if recorded else 'fp32'} (" in capsys.readouterr().err
 
 
@@ -164,7 +165,7 @@ def test_predict_cli_amp_flag(tmp_path, monkeypatch, capsys):
         out = tmp_path / f"{flag}.zarr"
         code, _, err = run_cli(capsys, *base, "--output", out, *(["--amp", flag] if flag else []))
         assert code == 0, err
-        assert json.loads((out / "blocks.json").read_text())["settings"]["amp"] is recorded and said in err
+        assert read_manifest(out / "blocks.jsonl")["settings"]["amp"] is recorded and said in err
     with pytest.raises(SystemExit):  # argparse: one of auto, on, off
         run_cli(capsys, *base, "--output", tmp_path / "x.zarr", "--amp", "fast")
     assert "--amp: invalid choice" in capsys.readouterr().err

@@ -10,7 +10,7 @@ output chunks, so no two blocks write one chunk, and a block's result depends on
 the output is the same whatever the order of the blocks or the worker that computes them (bit
 for bit, given the same torch thread count, batch size and device).
 
-The output zarr holds a manifest (``blocks.json``, written atomically after each block): a rerun
+The output zarr holds a manifest (``blocks.jsonl``, one line appended per finished block): a rerun
 with ``resume=True`` computes only the blocks it does not name, and is refused if the settings
 (checkpoint digest, input, patch, overlap, blend, TTA, batch, block shape, dtype, ...) differ.
 
@@ -267,7 +267,7 @@ def predict_blockwise(
             (loaded once per worker process; needed for dask clusters beyond this machine).
         volume: input ZYX :class:`~masktwins3d.io.Volume` (or CZYX with one channel); read lazily.
         out_path: output zarr (``prob.zarr`` or ``x.zarr/group``): OME-Zarr ``czyx`` with the input's
-            voxel size and offset, and the manifest ``blocks.json`` inside.
+            voxel size and offset, and the manifest ``blocks.jsonl`` inside.
         preprocess: elementwise raw -> float32 normalisation, the same for every block (e.g. a
             :class:`~masktwins3d.data.normalize.Normalizer`; picklable for dask).
         patch_size: window, voxels: (Y, X) for a 2D, (Z, Y, X) for a 3D model.
@@ -360,7 +360,7 @@ def predict_blockwise(
             axes="czyx", chunks=(channels, *chunks), overwrite=overwrite,
         )
         manifest = Manifest(manifest_path, recorded, len(blocks))
-        manifest.save()
+        manifest.start()
     todo = [b for b in blocks if not manifest.is_done(b.id)]
     job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
     if progress or resume:
@@ -385,6 +385,5 @@ def predict_blockwise(
     finally:
         job.close()
         torch.set_num_threads(before)
-    if not todo:
-        manifest.save()
+    manifest.finish()
     return target

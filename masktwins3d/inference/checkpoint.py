@@ -276,13 +276,11 @@ def partial_path(out: Path) -> Path:
 
 def manifest_progress(path: Path, count_only: bool = False):
     """``"N of M blocks done"`` from the manifest in a staged output (or the count N alone)."""
-    import json
-
-    from ..parallel.manifest import MANIFEST_NAME
+    from ..parallel.manifest import MANIFEST_NAME, read_manifest
 
     try:
-        manifest = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
-        done, total = len(manifest["done"]), int(manifest["total"])
+        manifest = read_manifest(path / MANIFEST_NAME)
+        done, total = len(manifest["done"]), manifest["total"]
     except (OSError, ValueError, KeyError, TypeError):
         done, total = 0, None
     if count_only:

@@ -29,7 +29,7 @@ Layer kind (from the dtype and ``word``, the last component of the key, else the
 
 * ``labels``: bool arrays, and integer arrays with a token in :data:`LABEL_WORDS`;
 * ``probability``: float or uint8 arrays with a token starting with ``prob``, or written by
-  ``masktwins3d predict`` (channels first, with ``blocks.json`` in the zarr group or above it);
+  ``masktwins3d predict`` (channels first, with ``blocks.jsonl`` in the zarr group or above it);
 * ``image``: everything else.
 
 Volumes become lazy dask arrays with ``scale`` = voxel size and ``translate`` = offset * voxel
@@ -55,7 +55,7 @@ from ..io.tensorstore_io import PRECOMPUTED, is_tensorstore_spec, read_json, spl
 from ..io.tiff_io import TIFF_SUFFIXES
 from ..io.volume import Volume, check_offset, check_voxel_size
 from ..io.zarr_io import ZARR_SUFFIX, array_keys, is_zarr_node, is_zarr_spec
-from ..parallel.manifest import MANIFEST_NAME
+from ..parallel.manifest import LEGACY_NAME, MANIFEST_NAME
 from .layers import LayerData, points_layers, volume_layer
 
 PathArg = str | os.PathLike | Sequence[str | os.PathLike]
@@ -122,7 +122,7 @@ def layer_kind(word: str, dtype: Any, predicted: bool = False) -> str:
     Args:
         word: the array's name (its last path component is used).
         dtype: the array's dtype.
-        predicted: whether ``masktwins3d predict`` wrote it (channels first, ``blocks.json``).
+        predicted: whether ``masktwins3d predict`` wrote it (channels first, ``blocks.jsonl``).
     """
     dtype = np.dtype(dtype)
     tokens = {t for t in re.split(r"[^0-9a-z]+", word.rsplit("/", 1)[-1].lower()) if t}
@@ -191,7 +191,7 @@ def _zarr_layer(path: Path, node: Any, root: Path) -> LayerData:
 def _predicted(path: Path, root: Path) -> bool:
     """Whether ``masktwins3d predict`` wrote ``path``: its manifest is there or in a group above it in the store."""
     inside = [d for d in (path, *path.parents) if d == root or root in d.parents]
-    return any((d / MANIFEST_NAME).is_file() for d in inside)
+    return any((d / name).is_file() for d in inside for name in (MANIFEST_NAME, LEGACY_NAME))
 
 
 def _levels(path: Path, group: Any) -> list[Volume]:

@@ -7,7 +7,7 @@ cluster (:mod:`.scheduler`).
 """
 
 from .blocks import Block, block_grid
-from .manifest import Manifest
+from .manifest import Manifest, read_manifest
 from .scheduler import check_reachable, parse_scheduler, run_blocks
 
-__all__ = ["Block", "Manifest", "block_grid", "check_reachable", "parse_scheduler", "run_blocks"]
+__all__ = ["Block", "Manifest", "block_grid", "check_reachable", "parse_scheduler", "read_manifest", "run_blocks"]
