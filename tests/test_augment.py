@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from masktwins3d.data.augment import AugmentSpec, Augmenter, cutblur, motion_blur_kernel, shift_sections
-from masktwins3d.data.sampling import random_dihedral, random_flips_3d
+from masktwins3d.data.augment import random_dihedral, random_flips_3d
 from masktwins3d.errors import UserError
 
 OFF = AugmentSpec(dihedral=False)

@@ -113,6 +113,8 @@ def test_create_zyx_fill_and_pickle(tmp_path):
     vol[1] = 2
     clone = pickle.loads(pickle.dumps(vol))
     assert clone.writable and clone[1, 5, 5] == 2 and clone.shape == vol.shape
+    again = pickle.loads(pickle.dumps(clone))  # a worker's copy goes on to the next worker, and reopens
+    assert again.writable and again[1, 5, 5] == 2 and again.reopen()[1, 5, 5] == 2
 
 
 def test_create_refuses_existing_and_bad_paths(tmp_path):

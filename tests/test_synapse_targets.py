@@ -2,9 +2,10 @@
 
 import numpy as np
 
+from masktwins3d.data.augment import random_flips_3d
 from masktwins3d.data.normalize import Normalizer
 from masktwins3d.data.points import cube_targets
-from masktwins3d.data.sampling import PointCrops, random_flips_3d
+from masktwins3d.data.sampling import PointCrops
 
 
 def test_cube_around_a_point_by_hand():

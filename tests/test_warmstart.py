@@ -96,7 +96,8 @@ def test_predict_with_ema_or_student_weights(tiny_pair, tmp_path, capsys):
     import numpy as np
 
     from masktwins3d.cli import main
-    from masktwins3d.inference.checkpoint import model_from_checkpoint, predict_with_checkpoint
+    from masktwins3d.inference.checkpoint import predict_with_checkpoint
+    from masktwins3d.inference.loading import model_from_checkpoint
     from masktwins3d.io import open_volume
 
     ckpt = train(load_config(None, tiny_overrides(tiny_pair, "noadapt", tmp_path / "run", iterations=3)))

@@ -3,8 +3,8 @@ and EM defects (image only).
 
 Every transform is gated by its own probability (``if p > 0 and rng.random() < p``), so a
 transform with probability 0 draws no random number; with only ``dihedral`` on, the crops and
-the draws are exactly those of :func:`~masktwins3d.data.sampling.random_dihedral` (2D) and
-:func:`~masktwins3d.data.sampling.random_flips_3d` (3D). All randomness comes from the numpy
+the draws are exactly those of :func:`random_dihedral` (2D) and
+:func:`random_flips_3d` (3D). All randomness comes from the numpy
 Generator passed in: each MONAI transform is re-seeded from it before use.
 
 3D crops are deformed and zoomed in-plane (Y, X; every z-section the same way), as EM volumes
@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -25,7 +26,6 @@ from scipy import ndimage
 
 from ..config import AugmentConfig
 from ..errors import UserError
-from .sampling import random_dihedral, random_flips_3d
 
 _DEFAULTS = AugmentConfig()
 
@@ -45,6 +45,38 @@ CUTBLUR_FACTORS = (2.0, 4.0)
 
 PROBABILITIES = ("elastic_p", "zoom_p", "intensity_p", "missing_section_p", "misalign_p", "motion_blur_p", "cutblur_p")
 ONLY_3D = ("missing_section_p", "misalign_p")
+
+
+def random_dihedral(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Apply one random element of the square's symmetry group (flips, 90-degree rotations,
+    transposes) to every 2D array in ``arrays`` (the same one to each, so labels stay aligned)."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = []
+    for a in arrays:
+        a = np.rot90(a, k, axes=(-2, -1))
+        if flip:
+            a = a[..., ::-1]
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def random_flips_3d(arrays: Sequence[np.ndarray], rng: np.random.Generator, transpose_yx: bool = True) -> list[np.ndarray]:
+    """One random flip per spatial axis and (optionally) a Y/X transpose, the same for each array.
+
+    Arrays are ``(..., Z, Y, X)``; leading (channel) axes are untouched.
+    """
+    flips = rng.integers(2, size=3).astype(bool)
+    swap = transpose_yx and bool(rng.integers(2))
+    out = []
+    for a in arrays:
+        for axis, f in zip((-3, -2, -1), flips):
+            if f:
+                a = np.flip(a, axis=axis)
+        if swap:
+            a = np.swapaxes(a, -1, -2)
+        out.append(np.ascontiguousarray(a))
+    return out
 
 
 @dataclass(frozen=True)

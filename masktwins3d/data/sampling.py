@@ -82,20 +82,6 @@ def _no_valid_crop(tries: int, extent, min_valid: float, raw) -> UserError:
     )
 
 
-def random_dihedral(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """Apply one random element of the square's symmetry group (flips, 90-degree rotations,
-    transposes) to every 2D array in ``arrays`` (the same one to each, so labels stay aligned)."""
-    k = int(rng.integers(4))
-    flip = bool(rng.integers(2))
-    out = []
-    for a in arrays:
-        a = np.rot90(a, k, axes=(-2, -1))
-        if flip:
-            a = a[..., ::-1]
-        out.append(np.ascontiguousarray(a))
-    return out
-
-
 class SectionCrops:
     """Random ``crop``-sized windows of random z-sections of a ZYX volume.
 
@@ -115,7 +101,7 @@ class SectionCrops:
         min_valid: fraction of a crop's region that must be valid (crops are drawn again, at
             most ``rejection.max_tries`` times, then a UserError).
         augmenter: callable ``(image, label, rng) -> (image, label)`` applied to each crop when
-            ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e. :func:`random_dihedral`).
+            ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e. :func:`~.augment.random_dihedral`).
     """
 
     def __init__(
@@ -258,24 +244,6 @@ class MixedCrops:
         return images, labels
 
 
-def random_flips_3d(arrays: Sequence[np.ndarray], rng: np.random.Generator, transpose_yx: bool = True) -> list[np.ndarray]:
-    """One random flip per spatial axis and (optionally) a Y/X transpose, the same for each array.
-
-    Arrays are ``(..., Z, Y, X)``; leading (channel) axes are untouched.
-    """
-    flips = rng.integers(2, size=3).astype(bool)
-    swap = transpose_yx and bool(rng.integers(2))
-    out = []
-    for a in arrays:
-        for axis, f in zip((-3, -2, -1), flips):
-            if f:
-                a = np.flip(a, axis=axis)
-        if swap:
-            a = np.swapaxes(a, -1, -2)
-        out.append(np.ascontiguousarray(a))
-    return out
-
-
 class PointCrops:
     """Random 3D ``crop``-sized windows of a ZYX volume, with point annotations drawn as cubes.
 
@@ -292,7 +260,7 @@ class PointCrops:
         rejection: foreground-aware rejection of crops with points (default: off).
         augmenter: callable ``(image, target, rng) -> (image, target)`` applied to each crop
             when ``augment`` (default: :class:`~.augment.Augmenter` with flips only, i.e.
-            :func:`random_flips_3d`).
+            :func:`~.augment.random_flips_3d`).
         valid: ZYX mask of the same shape (nonzero: crops may come from there), or None.
         min_valid: fraction of a crop that must be valid (crops are drawn again, at most
             ``rejection.max_tries`` times, then a UserError).

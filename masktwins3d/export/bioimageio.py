@@ -100,7 +100,7 @@ def export_bioimageio(
         overwrite: replace an existing ``out`` (default False).
     """
     from ..adapt.trainer import load_checkpoint
-    from ..inference.checkpoint import model_from_checkpoint
+    from ..inference.loading import model_from_checkpoint
 
     out = Path(out)
     if out.suffix.lower() != ".zip":

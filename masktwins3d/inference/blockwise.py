@@ -93,7 +93,7 @@ class CheckpointModel:
     def load(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         key = (self.path, self.sha256, self.weights, str(device))
         if key not in _MODELS:
-            from .checkpoint import model_from_checkpoint
+            from .loading import model_from_checkpoint  # local: loading imports the trainer
 
             if file_sha256(self.path) != self.sha256:
                 raise UserError(f"checkpoint {self.path} changed while predicting; rerun with the checkpoint you want")

@@ -12,47 +12,19 @@ import torch
 
 from ..adapt.trainer import load_checkpoint
 from ..atomic import discard, put_back, refuse_overlap, remove_path, set_aside, writable_sibling
-from ..config import ModelConfig
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
 from ..precision import parse_amp
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense
-from ..models import build_model
 from ..parallel import check_reachable, parse_scheduler
 from .blockwise import block_layout
+from .loading import WEIGHTS
 from .region import check_window_settings
 
 
 DEFAULT_PATCH = {2: (256, 256), 3: (64, 64, 64)}
 """Window used when no patch size is given, by the model's number of spatial axes."""
-
-
-WEIGHTS = ("student", "ema")
-"""Which weights of a checkpoint predict: the last student iterate, or the EMA of the weights."""
-
-
-def model_from_checkpoint(path: str | Path, weights: str = "student") -> torch.nn.Module:
-    """The network of a checkpoint, in eval mode (weights loaded with weights_only=True).
-
-    Args:
-        path: ``checkpoint.pt`` (or a snapshot) of a training run.
-        weights: ``student`` (the last iterate, default) or ``ema`` (the EMA of the weights,
-            which every method keeps unless trained with ``teacher.ema=false``).
-    """
-    if weights not in WEIGHTS:
-        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
-    state = load_checkpoint(path)
-    if weights == "ema" and state.get("teacher") is None:
-        raise UserError(f"{path} holds no EMA weights (trained with teacher.ema=false or by an older version); pass --weights student")
-    cfg = ModelConfig(**state["model_config"])
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(state["teacher"] if weights == "ema" else state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"{path}: weights do not fit model {cfg.name} {cfg.widths} ({str(exc).splitlines()[0]}); the checkpoint is damaged or from another version") from None
-    model.head_kind = cfg.head
-    return model.eval()
 
 
 def resample_factors(checkpoint: str | Path, volume, dims: int) -> tuple[float, float] | None:
@@ -163,7 +135,7 @@ def predict_with_checkpoint(
         on_block: progress callback ``(done, total)`` of the blocks; raising in it stops the run
             (see :func:`~.blockwise.predict_blockwise`).
         weights: student (default) | ema: which weights of the checkpoint predict (see
-            :func:`model_from_checkpoint`).
+            :func:`~.loading.model_from_checkpoint`).
         allow_missing: accept a zarr input with missing chunks (default False: refuse; see
             :func:`~masktwins3d.io.zarr_io.check_dense`).
         amp: auto (default) | on | off: bf16 autocast (see :mod:`masktwins3d.precision`).
@@ -240,6 +212,17 @@ def predict_with_checkpoint(
 
         if not is_zarr_node(out):
             raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+    return run_staged(out, resume, overwrite, predict)
+
+
+def run_staged(out: Path, resume: bool, overwrite: bool, predict: Callable[[Path, bool], Volume]) -> Volume:
+    """Run ``predict(destination, resume)`` into the stage :func:`partial_path` of ``out`` and
+    rename it into place once complete (an existing ``out`` is set aside only then).
+
+    A ``resume`` continues the stage (or, when there is none, an unfinished ``out`` in place); a
+    new run refuses an earlier stage unless ``overwrite``; a run that fails keeps a stage with
+    finished blocks for ``--resume`` (and says so) and removes one without.
+    """
     stage = partial_path(out)
     writable_sibling(out)  # a read-only folder is one line naming the output, before anything is computed
     if resume and not stage.exists() and out.exists():
@@ -266,6 +249,7 @@ def predict_with_checkpoint(
         raise
     discard(aside)
     return open_volume(out, mode="r+") if isinstance(result, Volume) else result
+
 
 
 def partial_path(out: Path) -> Path:

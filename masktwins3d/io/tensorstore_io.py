@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -409,6 +410,12 @@ def copy_to_precomputed(source: Volume, spec: str, *, overwrite: bool = False, b
                     key = (..., slice(z, z + block[0]), slice(y, y + block[1]), slice(x, x + block[2]))
                     value = source[key]
                     target[key] = value[0] if target.ndim < source.ndim else value
-    from .spec import open_volume
+    return reopen_precomputed(location, spec)
 
-    return open_volume(spec)
+
+def reopen_precomputed(location: str, spec: str) -> Volume:
+    """:func:`open_precomputed` (read only) of a volume that can be reopened and pickled the same
+    way, as :func:`~masktwins3d.io.open_volume` opens it."""
+    volume = open_precomputed(location, spec)
+    volume._reopen = partial(reopen_precomputed, location, spec)
+    return volume

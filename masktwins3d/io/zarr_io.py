@@ -10,6 +10,7 @@ parent group (an array such as ``x.zarr/raw/0``), the array's own attributes (se
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -231,9 +232,15 @@ def create_volume(
         fill_value=fill_value,
         dimension_names=tuple(axes),
     )
-    from .spec import open_volume
+    return reopen_zarr(path, spec, "r+")
 
-    return open_volume(spec, mode="r+")
+
+def reopen_zarr(path: Path, spec: str, mode: str = "r") -> Volume:
+    """:func:`open_zarr` of a volume that can be reopened and pickled (to dask workers) the same
+    way, as :func:`~masktwins3d.io.open_volume` opens it."""
+    volume = open_zarr(path, spec, mode=mode)
+    volume._reopen = partial(reopen_zarr, path, spec, mode)
+    return volume
 
 
 def _split_store(path: Path) -> tuple[Path, str]:
