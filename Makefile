@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean screenshot apt
+.PHONY: demo test install clean screenshot apt docs
 
 # Debian packages the napari tests need: a virtual X server and the xcb libraries Qt 6 loads.
 APT_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 \
@@ -33,8 +33,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/masktwins3d demo --overwrite
 
-test: $(STAMP) apt
+test: $(STAMP) apt docs
 	$(BIN)/python -m pytest
+
+# the documentation site into site/ (mkdocs.yml; offline, a few seconds; any warning fails it)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
 
 # the README's picture; needs a display, so it runs on a virtual one when there is none
 screenshot: $(STAMP) apt
