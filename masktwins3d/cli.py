@@ -170,9 +170,12 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
 
     from .io import open_volume
     from .parallel import check_reachable, parse_scheduler
+    from .parallel.resumable import run_staged
     from .postprocess.blockwise import DEFAULT_BLOCK, WHOLE_VOLUME_VOXELS, blockwise_points, parse_block
 
     refuse_overlap({"--out": args.out, "--csv": args.csv}, {"--prob": args.prob})
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
     targets = [Path(args.out)] + ([Path(args.csv)] if args.csv else [])
     for t in targets:
         if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):
@@ -184,9 +187,10 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
     voxels = 1
     for s in vol.shape[-3:]:
         voxels *= int(s)
-    if block is not None or scheduler.kind != "none" or voxels > WHOLE_VOLUME_VOXELS:
-        points = blockwise_points(vol, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels,
-                                  block_shape=block or DEFAULT_BLOCK, scheduler=scheduler, progress=True)
+    if block is not None or scheduler.kind != "none" or voxels > WHOLE_VOLUME_VOXELS or args.resume:
+        points = run_staged(args.out, args.resume, args.overwrite, lambda work, resuming: blockwise_points(
+            vol, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels, block_shape=block or DEFAULT_BLOCK,
+            scheduler=scheduler, progress=True, work=work, resuming=resuming), what="synapse post-processing", rename=False)
     else:
         points, vol = points_from_volume(vol, thresholds=args.thresholds, min_pre_voxels=args.min_pre_voxels)
     write_points_h5(args.out, points, voxel_size=getattr(vol, "voxel_size", None), offset=getattr(vol, "offset", None))
@@ -215,7 +219,8 @@ def cmd_postprocess_mito(args: argparse.Namespace) -> int:
     min_size = _parsed(args.min_size, int, "--min-size", "a whole number of voxels like 100")
     result = blockwise_instances(
         args.prob, args.out, threshold=threshold, channel=channel, connectivity=connectivity, min_size=min_size,
-        block_shape=parse_block(args.block), scheduler=args.scheduler, overwrite=args.overwrite, progress=True,
+        block_shape=parse_block(args.block), scheduler=args.scheduler, overwrite=args.overwrite, resume=args.resume, progress=True,
+        whole=False if args.block is not None else None,  # blocks asked for: block by block (resumable)
     )
     print(f"{result.count} mitochondria instances ({connectivity}-connected, p >= {threshold:g}, at least {min_size} voxels): {args.out}")
     return 0
@@ -435,9 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--channel", default=None, help="channel of a CZYX volume (default: the only one; e.g. 1 for a 2-class softmax)")
     pm.add_argument("--connectivity", default="26", help="6 (faces), 18 (+ edges) or 26 (+ corners) (default: 26)")
     pm.add_argument("--min-size", default="1", help="remove instances with fewer voxels, whole-volume size (default: 1, keep all)")
-    pm.add_argument("--block", default=None, help="block shape Z,Y,X in voxels (default: 64,512,512); output chunks divide it")
+    pm.add_argument("--block", default=None, help="work block by block with this shape Z,Y,X in voxels, resumable (same labels; default: the whole "
+                                                  "volume in one pass up to 2**28 voxels, else blocks of 64,512,512); output chunks divide it")
     pm.add_argument("--scheduler", default="none", help="none (this process, default), local or local:N (dask LocalCluster), or a dask scheduler address tcp://host:8786")
     pm.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    pm.add_argument("--resume", action="store_true", help="finish an interrupted block-by-block run into --out: only the blocks its manifest "
+                                                          "does not list are labelled and written (same settings required)")
     pm.set_defaults(func=cmd_postprocess_mito)
     ps = psub.add_parser("synapse", help="pre/post points from a 2-channel probability map (AdaSyn protocol)",
                          description="uint8 quantisation, thresholds, 26-connected components, pre components under 2 voxels dropped, truncated centroids, each post linked to the nearest pre; WASPSYN h5 and optional CSV.")
@@ -450,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "default: whole volume, or blocks of 64,512,512 above 2**28 voxels per channel)")
     ps.add_argument("--scheduler", default="none", help="none (this process, default), local or local:N (dask LocalCluster), or a dask scheduler address; implies blockwise")
     ps.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    ps.add_argument("--resume", action="store_true", help="finish an interrupted block-by-block run for --out: only the blocks its manifest "
+                                                          "does not list are labelled (same settings required; implies blockwise)")
     ps.set_defaults(func=cmd_postprocess_synapse)
 
     cv = sub.add_parser("convert", help="image or label stacks (section folders, TIFF, HDF5) to OME-Zarr with voxel size",

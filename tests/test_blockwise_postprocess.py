@@ -336,3 +336,88 @@ def test_cli_mito_bad_inputs(capsys, tmp_path):
     code, _, err = run_cli(capsys, "postprocess", "synapse", "--prob", tmp_path / "two.zarr", "--out", tmp_path / "s.h5", "--block", "1,x,2")
     assert_user_error(code, err, "--block", "Z,Y,X")
     assert not (tmp_path / "s.h5").exists()
+
+
+# ---- kill and resume -------------------------------------------------------------------------------
+
+
+def _kill_after_blocks(args: list, manifest, at_least: int = 2) -> list:
+    """Run ``masktwins3d ARGS`` in a subprocess, SIGKILL it once ``manifest`` lists ``at_least``
+    finished blocks, and return the ids it lists."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from masktwins3d.parallel import read_manifest
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "masktwins3d", *map(str, args)], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if len(read_manifest(manifest)["done"]) >= at_least:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    return read_manifest(manifest)["done"]
+
+
+@pytest.fixture
+def kill_prob(tmp_path):
+    rng = np.random.default_rng(5)
+    prob = ndimage.gaussian_filter(rng.random((2, 24, 96, 96)), (0, 1, 2, 2)).astype(np.float32)
+    prob = (prob - prob.min()) / np.ptp(prob)
+    vol = create_volume(tmp_path / "prob.zarr", prob.shape, np.float32, axes="czyx", voxel_size=(8, 8, 8))
+    vol[...] = prob
+    return tmp_path / "prob.zarr"
+
+
+@pytest.mark.parametrize("verb", ["mito", "synapse"])
+def test_sigkill_postprocess_then_resume_is_identical(tmp_path, kill_prob, capsys, verb):
+    from masktwins3d.io.points import read_points
+
+    block = "2,24,24"  # 12 x 4 x 4 = 192 blocks
+    n_blocks = 12 * 4 * 4
+    extra = ["--channel", "1"] if verb == "mito" else []
+    out = tmp_path / ("labels.zarr" if verb == "mito" else "points.h5")
+    ref = tmp_path / ("ref.zarr" if verb == "mito" else "ref.h5")
+    base = ["postprocess", verb, "--prob", kill_prob, "--block", block, *extra]
+    code, _, err = run_cli(capsys, *base, "--out", ref)
+    assert code == 0, err
+    stage = tmp_path / f".{out.name}.partial"
+    done = _kill_after_blocks([*base, "--out", out], stage / "blocks.jsonl")
+    labelled = [d for d in done if d.startswith("label:")]
+    assert 2 <= len(done) and len(labelled) < n_blocks, "the run ended before it could be killed; make it slower"
+    assert not out.exists() and len(list((stage / ".pieces").glob("*.npz"))) >= len(labelled)
+    code, _, err = run_cli(capsys, *base, "--out", out)
+    assert code == 2 and "pass --resume to finish it or --overwrite to start again" in err.strip().splitlines()[-1]
+    code, _, err = run_cli(capsys, *base, "--out", out, "--resume")
+    assert code == 0, err
+    # the finished blocks are not labelled again
+    assert f"blocks: {n_blocks - len(labelled)} of {n_blocks} blocks to label ({len(labelled)} already done)" in err
+    assert not stage.exists()
+    if verb == "mito":
+        assert np.array_equal(open_volume(out)[...], open_volume(ref)[...]) and open_volume(ref)[...].max() > 1
+        assert not (out / "blocks.jsonl").exists() and not (out / ".pieces").exists()
+    else:
+        got, want = read_points(out), read_points(ref)
+        assert len(want.pre) > 0 and len(want.post) > 0
+        assert np.array_equal(got.pre, want.pre) and np.array_equal(got.post, want.post) 
+
+
+def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, kill_prob, capsys):
+    out = tmp_path / "labels.zarr"
+    base = ["postprocess", "mito", "--prob", kill_prob, "--channel", "1", "--block", "2,24,24", "--out", out]
+    done = _kill_after_blocks(base, tmp_path / ".labels.zarr.partial" / "blocks.jsonl")
+    assert done
+    code, _, err = run_cli(capsys, *base, "--threshold", "0.6", "--resume")
+    assert code == 2 and "was written with other settings (threshold: 0.5 -> 0.6)" in err.strip().splitlines()[-1]

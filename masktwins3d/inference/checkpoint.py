@@ -3,7 +3,6 @@ normaliser), run the blockwise engine (:mod:`.blockwise`)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -11,13 +10,14 @@ from typing import Callable, Sequence
 import torch
 
 from ..adapt.trainer import load_checkpoint
-from ..atomic import discard, put_back, refuse_overlap, remove_path, set_aside, writable_sibling
+from ..atomic import refuse_overlap
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
 from ..precision import parse_amp
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense
 from ..parallel import check_reachable, parse_scheduler
+from ..parallel.resumable import run_staged
 from .blockwise import block_layout
 from .loading import WEIGHTS
 from .region import check_window_settings
@@ -212,64 +212,8 @@ def predict_with_checkpoint(
 
         if not is_zarr_node(out):
             raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
-    return run_staged(out, resume, overwrite, predict)
-
-
-def run_staged(out: Path, resume: bool, overwrite: bool, predict: Callable[[Path, bool], Volume]) -> Volume:
-    """Run ``predict(destination, resume)`` into the stage :func:`partial_path` of ``out`` and
-    rename it into place once complete (an existing ``out`` is set aside only then).
-
-    A ``resume`` continues the stage (or, when there is none, an unfinished ``out`` in place); a
-    new run refuses an earlier stage unless ``overwrite``; a run that fails keeps a stage with
-    finished blocks for ``--resume`` (and says so) and removes one without.
-    """
-    stage = partial_path(out)
-    writable_sibling(out)  # a read-only folder is one line naming the output, before anything is computed
-    if resume and not stage.exists() and out.exists():
-        return predict(out, True)  # an interrupted run under its final name (or a finished one): finish it there
-    if stage.exists() and not resume:
-        if not overwrite:
-            raise UserError(f"an interrupted prediction into {out} is at {stage} ({manifest_progress(stage)}); "
-                            "pass --resume to finish it or --overwrite to start again")
-        remove_path(stage)  # our own unfinished stage, not the user's output: that stays until the new one is complete
-    try:
-        result = predict(stage, resume and stage.exists())
-    except BaseException:
-        if stage.exists():
-            if manifest_progress(stage, count_only=True):
-                print(f"note: the finished blocks are kept in {stage}; rerun with --resume to finish {out}", file=sys.stderr, flush=True)
-            else:
-                remove_path(stage)  # nothing finished: nothing to resume, nothing left behind
-        raise
-    aside = set_aside(out)  # the earlier output goes only now that its replacement is complete
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        put_back(out, aside)
-        raise
-    discard(aside)
-    return open_volume(out, mode="r+") if isinstance(result, Volume) else result
-
-
-
-def partial_path(out: Path) -> Path:
-    """Where a prediction into ``out`` is staged until it is complete: a hidden sibling with a
-    fixed name, so that ``--resume`` after a kill finds it."""
-    return out.parent / f".{out.name}.partial"
-
-
-def manifest_progress(path: Path, count_only: bool = False):
-    """``"N of M blocks done"`` from the manifest in a staged output (or the count N alone)."""
-    from ..parallel.manifest import MANIFEST_NAME, read_manifest
-
-    try:
-        manifest = read_manifest(path / MANIFEST_NAME)
-        done, total = len(manifest["done"]), manifest["total"]
-    except (OSError, ValueError, KeyError, TypeError):
-        done, total = 0, None
-    if count_only:
-        return done
-    return f"{done} of {total} blocks done" if total is not None else "no readable manifest"
+    run_staged(out, resume, overwrite, predict, what="prediction")
+    return open_volume(out, mode="r+")  # at its final name now
 
 
 def _predict_resampled(volume, out: Path, factors, progress: bool, predict):

@@ -190,7 +190,8 @@ class PredictWidget(WorkerWidget):
             self._launch(layer, ckpt, volume, out, tmp, patch, note)
 
     def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, patch, note: str = "") -> None:
-        from ..inference.checkpoint import partial_path, predict_with_checkpoint
+        from ..inference.checkpoint import predict_with_checkpoint
+        from ..parallel.resumable import partial_path
 
         self._stop.clear()
         flat = full_data(layer).ndim == 2

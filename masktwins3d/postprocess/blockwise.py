@@ -29,6 +29,7 @@ volume's voxels for a block of ``bz, by, bx``) and a few numbers per piece.
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -37,11 +38,13 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from ..atomic import refuse_overlap, staged
+from ..atomic import atomic_write, refuse_overlap, remove_path
 from ..errors import UserError
 from ..geometry import Roi
 from ..io.points import SynapsePoints
-from ..parallel import Block, block_grid, check_reachable, parse_scheduler, run_blocks
+from ..parallel import Block, Manifest, block_grid, check_reachable, parse_scheduler, run_blocks
+from ..parallel.manifest import MANIFEST_NAME
+from ..parallel.resumable import run_staged
 from ..parallel.scheduler import Scheduler
 from . import mito
 from .stitch import BlockComponents, MergeTable, label_block, local_labels, merge_table, neighbour_directions, resolve, touching_pairs
@@ -205,18 +208,75 @@ class WriteTask:
 # ---- driver -----------------------------------------------------------------------------------
 
 
+PIECES = ".pieces"
+"""Folder, inside a resumable job's stage, of each labelled block's pieces (one ``.npz`` per block)."""
+
+
+def save_pieces(path: Path, comps: tuple[BlockComponents, ...]) -> None:
+    """Write one block's :class:`BlockComponents` (one per channel) to ``path`` (npz, atomically)."""
+    arrays = {}
+    for c, comp in enumerate(comps):
+        arrays.update({f"{c}_index": np.asarray(comp.index, np.int64), f"{c}_counts": comp.counts, f"{c}_first": comp.first,
+                       f"{c}_sums": comp.sums, **{f"{c}_face{i}": face for i, face in enumerate(comp.faces)}})
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_pieces(path: Path, channels: int) -> tuple[BlockComponents, ...]:
+    """The :class:`BlockComponents` per channel that :func:`save_pieces` wrote."""
+    with np.load(path) as z:
+        return tuple(
+            BlockComponents(tuple(int(i) for i in z[f"{c}_index"]), z[f"{c}_counts"], z[f"{c}_first"], z[f"{c}_sums"],
+                            tuple(z[f"{c}_face{i}"] for i in range(6)))
+            for c in range(channels)
+        )
+
+
 def label_blocks(
-    task: LabelTask, blocks: list[Block], scheduler: str | Scheduler | None, progress: bool, desc: str
+    task: LabelTask, blocks: list[Block], scheduler: str | Scheduler | None, progress: bool, desc: str,
+    manifest: Manifest | None = None, pieces_dir: Path | None = None,
 ) -> list[dict[tuple[int, ...], BlockComponents]]:
-    """Run :class:`LabelTask` on every block; per channel, the pieces keyed by block index."""
+    """Run :class:`LabelTask` on every block; per channel, the pieces keyed by block index.
+
+    With a ``manifest`` (and ``pieces_dir``), each labelled block's pieces are saved and its
+    ``label:<id>`` recorded as it finishes; blocks it already records are loaded, not labelled again.
+    """
     found: list[dict[tuple[int, ...], BlockComponents]] = [{} for _ in task.channels]
+    todo = list(blocks)
+    if manifest is not None:
+        todo = [b for b in blocks if not manifest.is_done(f"label:{b.id}")]
+        for b in blocks:
+            if manifest.is_done(f"label:{b.id}"):
+                for store, comps in zip(found, load_pieces(pieces_dir / f"{b.id}.npz", len(task.channels))):
+                    store[b.index] = comps
+        if progress or len(todo) < len(blocks):
+            print(f"{desc}: {len(todo)} of {len(blocks)} blocks to label ({len(blocks) - len(todo)} already done)", file=sys.stderr, flush=True)
 
     def keep(block: Block, result: tuple[BlockComponents, ...]) -> None:
         for store, comps in zip(found, result):
             store[block.index] = comps
+        if manifest is not None:
+            save_pieces(pieces_dir / f"{block.id}.npz", result)
+            manifest.mark_done(f"label:{block.id}")
 
-    run_blocks(task, blocks, scheduler=scheduler, on_done=keep, progress=progress, desc=desc)
+    run_blocks(task, todo, scheduler=scheduler, on_done=keep, progress=progress, desc=desc)
     return found
+
+
+def job_manifest(stage: Path, resuming: bool, settings: dict, total: int, fix: str) -> Manifest:
+    """The manifest of a resumable post-processing job in ``stage``: the earlier one (refused if
+    its settings differ) or a new one."""
+    path = stage / MANIFEST_NAME
+    if resuming:
+        return Manifest.resume(path, settings, total, fix=fix)
+    stage.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(path, settings, total)
+    manifest.start()
+    return manifest
 
 
 def stitch(pieces: dict[tuple[int, ...], BlockComponents], connectivity: int, min_size: int = 1) -> tuple[MergeTable, dict]:
@@ -301,12 +361,17 @@ def blockwise_instances(
     block_shape: Sequence[int] = DEFAULT_BLOCK,
     scheduler: str | Scheduler | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     whole: bool | None = None,
 ) -> Instances:
     """Mitochondria instances of a probability volume, block by block, written to an OME-Zarr.
 
     The labels equal :func:`.mito.probability_to_instances` of the whole volume (same numbering).
+    They are written at ``.<out>.partial`` beside ``out`` and renamed into place when complete;
+    the block-by-block path keeps a manifest there (``label:<block>`` then ``write:<block>``
+    lines) and each labelled block's pieces, so ``resume`` after a kill labels and writes only
+    the blocks not yet done (the output is the same as an uninterrupted run's).
 
     Args:
         prob: probability volume spec, Volume or numpy array: ZYX, or CZYX with ``channel``;
@@ -319,10 +384,12 @@ def blockwise_instances(
         block_shape: block write region, voxels ZYX (default 64, 512, 512); output chunks divide it.
         scheduler: ``none`` (default, this process), ``local[:N]`` or a dask scheduler address.
         overwrite: replace an existing ``out`` (default False: refuse).
+        resume: finish an interrupted block-by-block run into ``out`` (same settings required).
         progress: show progress bars.
         whole: label the whole volume in one pass in this process (True), or block by block with
-            stitching (False); None (default): whole when ``scheduler`` is none and the volume
-            has at most :data:`WHOLE_VOLUME_VOXELS` voxels. The labels are the same either way.
+            stitching (False); None (default): whole when ``scheduler`` is none, ``resume`` is
+            not asked for and the volume has at most :data:`WHOLE_VOLUME_VOXELS` voxels. The
+            labels are the same either way.
     """
     from ..io import create_volume, open_volume
     from ..io.zarr_io import is_zarr_node
@@ -330,45 +397,61 @@ def blockwise_instances(
     threshold, connectivity, min_size = check_instance_options(threshold, connectivity, min_size)
     source = open_source(prob)
     ch = pick_channel(source, channel)
-    blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
+    block = parse_block(block_shape)
+    blocks = block_grid(Roi((0, 0, 0), source.shape), block)
     sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
     check_reachable(sched)
     if isinstance(prob, (str, Path)):
         refuse_overlap({"--out": out}, {"--prob": prob})
     out = Path(out)
+    check_output(out, overwrite, resume)
     if out.exists() and overwrite and not is_zarr_node(out):
         raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
     voxels = int(np.prod(source.shape, dtype=np.int64))
     dtype = mito.label_dtype(voxels)
     if whole is None:
-        whole = sched.kind == "none" and voxels <= WHOLE_VOLUME_VOXELS
+        whole = sched.kind == "none" and voxels <= WHOLE_VOLUME_VOXELS and not resume
     where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
     rule = partial(mito.probability_to_mask, threshold=threshold, where=where)
-    chunks = output_chunks(parse_block(block_shape), source.shape)
-    # the labels are written beside ``out`` and moved into place only when complete: a bad
-    # probability found in block 7 leaves an earlier ``out`` as it was
-    if whole:
-        with staged(out, overwrite) as stage:
+    chunks = output_chunks(block, source.shape)
+    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=chunks, name=out.name)
+    settings = {"job": "mito instances", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
+                "channel": ch, "threshold": threshold, "connectivity": connectivity, "min_size": min_size, "block": list(block)}
+
+    def make(stage: Path, resuming: bool) -> int:
+        # the labels are written beside ``out`` and moved into place only when complete: a bad
+        # probability found in block 7 leaves an earlier ``out`` as it was
+        if whole:
             labels = mito.mask_to_instances(rule(source.read(ch, Roi((0, 0, 0), source.shape))), connectivity, min_size)
-            target = create_volume(stage, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",
-                                   chunks=chunks, name=out.name)
-            target[...] = labels
-            count = int(labels.max()) if labels.size else 0  # labels are 1..K
-        return Instances(open_volume(str(out), mode="r+"), count)
-    with staged(out, overwrite) as stage, scheduler_session(sched) as session:
-        target = create_volume(
-            stage, source.shape, dtype, voxel_size=source.voxel_size, offset=source.offset, axes="zyx",
-            chunks=chunks, name=out.name,
-        )
-        (pieces,) = label_blocks(LabelTask(source, (ch,), (rule,), connectivity), blocks, session, progress, "label blocks")
-        table, bases = stitch(pieces, connectivity, min_size)
-        node_label = table.node_label.astype(dtype)
-        items = [
-            (b, np.concatenate([np.zeros(1, dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]]))
-            for b in blocks
-        ]
-        run_blocks(WriteTask(source, ch, rule, connectivity, target), items, scheduler=session, progress=progress, desc="write labels")
-    return Instances(open_volume(str(out), mode="r+"), len(table.counts))
+            create_volume(stage, source.shape, dtype, **geometry)[...] = labels
+            return int(labels.max()) if labels.size else 0  # labels are 1..K
+        target = open_volume(str(stage), mode="r+") if resuming else create_volume(stage, source.shape, dtype, **geometry)
+        manifest = job_manifest(stage, resuming, settings, 2 * len(blocks), fix=f"pass --overwrite to start {out} again")
+        with scheduler_session(sched) as session:
+            (pieces,) = label_blocks(LabelTask(source, (ch,), (rule,), connectivity), blocks, session, progress, "label blocks",
+                                     manifest, stage / PIECES)
+            table, bases = stitch(pieces, connectivity, min_size)
+            node_label = table.node_label.astype(dtype)
+            items = [
+                (b, np.concatenate([np.zeros(1, dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]]))
+                for b in blocks if not manifest.is_done(f"write:{b.id}")
+            ]
+            run_blocks(WriteTask(source, ch, rule, connectivity, target), items, scheduler=session, progress=progress, desc="write labels",
+                       on_done=lambda item, _: manifest.mark_done(f"write:{item[0].id}"))
+        remove_path(stage / PIECES)  # complete: the output is a plain label volume
+        remove_path(stage / MANIFEST_NAME)
+        return len(table.counts)
+
+    count = run_staged(out, resume, overwrite, make, what="mito post-processing")
+    return Instances(open_volume(str(out), mode="r+"), count)
+
+
+def check_output(out: Path, overwrite: bool, resume: bool) -> None:
+    """One-line refusals before any work: ``out`` exists without ``overwrite`` / ``resume``, or both asked."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    if out.exists() and not (overwrite or resume):
+        raise UserError(f"{out} exists; pass --overwrite to replace it or choose another output")
 
 
 def blockwise_points(
@@ -379,11 +462,15 @@ def blockwise_points(
     block_shape: Sequence[int] = DEFAULT_BLOCK,
     scheduler: str | Scheduler | None = None,
     progress: bool = True,
+    work: Path | None = None,
+    resuming: bool = False,
 ) -> SynapsePoints:
     """Pre/post synapse points of a ``(2, Z, Y, X)`` map by the AdaSyn protocol, block by block.
 
     The result equals :func:`.synapse.probabilities_to_points` of the whole map: same rows, same
-    order, same links (in the map's array voxel coordinates).
+    order, same links (in the map's array voxel coordinates). With a ``work`` folder, each
+    labelled block's pieces and a manifest are kept there, so a rerun with ``resuming`` labels
+    only the blocks not yet done (see :func:`~masktwins3d.parallel.resumable.run_staged`).
 
     Args:
         prob: probability volume spec, Volume or ``(2, Z, Y, X)`` numpy array (pre, post); float
@@ -393,6 +480,8 @@ def blockwise_points(
         block_shape: block write region, voxels ZYX (default 64, 512, 512).
         scheduler: ``none`` (default, this process), ``local[:N]`` or a dask scheduler address.
         progress: show a progress bar.
+        work: folder for the manifest and the pieces (default None: kept in memory only).
+        resuming: ``work`` holds an earlier run's manifest to continue (same settings required).
     """
     options = check_options(thresholds, min_pre_voxels)
     source = open_source(prob)
@@ -405,7 +494,13 @@ def blockwise_points(
     rules = tuple(
         partial(foreground, delta=options[c], where=f"{source.name} channel {c} ({name})") for c, name in ((0, "pre"), (1, "post"))
     )
-    pre_pieces, post_pieces = label_blocks(LabelTask(source, (0, 1), rules, 26), blocks, scheduler, progress, "synapse blocks")
+    manifest = None
+    if work is not None:
+        settings = {"job": "synapse points", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
+                    "thresholds": list(options), "min_pre_voxels": int(min_pre_voxels), "block": list(parse_block(block_shape))}
+        manifest = job_manifest(Path(work), resuming, settings, len(blocks), fix="pass --overwrite to start again")
+    pre_pieces, post_pieces = label_blocks(LabelTask(source, (0, 1), rules, 26), blocks, scheduler, progress, "synapse blocks",
+                                           manifest, Path(work) / PIECES if work is not None else None)
     pre, _ = stitch(pre_pieces, 26, int(min_pre_voxels))
     post, _ = stitch(post_pieces, 26, 1)
     return link_points(pre.centroids(), post.centroids(), options[0], int(min_pre_voxels))
