@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from .errors import UserError
 from .io import open_volume
 from .io.volume import check_voxel_size
 from .io.zarr_io import check_dense
-from .models import build_model
+from .models import build_model, model_dims
 from .precision import Precision, resolve_precision
 
 
@@ -61,8 +62,6 @@ def pick_device(name: str) -> torch.device:
 
 def build_augmenter(cfg, dims: int):
     """The :class:`~masktwins3d.data.augment.Augmenter` of ``data.augmentations`` for a ``dims``-D model."""
-    from dataclasses import asdict
-
     from .data.augment import Augmenter, AugmentSpec
 
     values = asdict(cfg)
@@ -297,6 +296,160 @@ def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path | None
     return None
 
 
+@dataclass
+class TrainingData:
+    """The opened volumes of a run (every input checked), before any sampler is built.
+
+    Args:
+        dims: the model's spatial axes (2 or 3).
+        labelled_key: how messages name the labelled volume (``source``, or ``target`` for the oracle).
+        source: the labelled image; ``label`` its mask (2D) or ``points`` its point channels (3D).
+        extra_sources: ``(config, raw, label)`` of ``data.source``'s further volumes.
+        target: the unlabelled target image (None for methods without target losses).
+        reference: the volume whose histogram the source is matched to (None: no matching).
+        source_valid, target_valid: their valid-region masks (or None).
+        target_scale: in-plane zoom of target crops to the source scale (or None).
+        scale: the label-free scale check's note (or None).
+    """
+
+    dims: int
+    labelled_key: str
+    source: Any
+    label: Any = None
+    points: Any = None
+    extra_sources: list = field(default_factory=list)
+    target: Any = None
+    reference: Any = None
+    source_valid: Any = None
+    target_valid: Any = None
+    target_scale: Any = None
+    scale: Any = None
+
+
+def check_crop(run: RunConfig) -> int:
+    """The model's spatial axes, after checking that ``data.crop`` fits it (one line otherwise)."""
+    dims = model_dims(run.model)
+    if len(run.data.crop) != dims:
+        raise UserError(f"data.crop={list(run.data.crop)} has {len(run.data.crop)} sizes but model {run.model.name} is {dims}D; give {dims} sizes")
+    if any(c % 16 for c in run.data.crop):
+        raise UserError(f"data.crop={list(run.data.crop)} must be multiples of 16 (the U-Nets down-sample four times); e.g. {[max(16, c // 16 * 16) for c in run.data.crop]}")
+    if dims == 3 and run.model.head != "sigmoid":
+        raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
+    return dims
+
+
+def open_training_data(run: RunConfig, resume: bool) -> TrainingData:
+    """Open and check every volume the run reads (one line naming the key and the fix otherwise)."""
+    dims = check_crop(run)
+    oracle = run.method == "oracle"
+    source_cfg = run.data.target if oracle else run.data.source
+    key = "target" if oracle else "source"
+    common = dict(root=run.data.root, allow_missing=run.data.allow_missing)
+    data = TrainingData(dims, key, None)
+    if dims == 3:
+        data.source, _ = _open_pair(source_cfg, key, need_label=False, **common)
+        data.points = _open_points(source_cfg, key, data.source, root=run.data.root)
+        if len(data.points) != run.model.out_channels:
+            raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(data.points)} channels (pre, post); set model.out_channels=2")
+    else:
+        data.source, data.label = _open_pair(source_cfg, key, need_label=True, **common)
+    if run.data.extra_sources and not oracle:
+        if dims == 3:
+            raise UserError(f"data.source lists {1 + len(run.data.extra_sources)} volumes but the 3D synapse track trains on one; "
+                            "give a single data.source")
+        for i, vcfg in enumerate(run.data.extra_sources, start=1):
+            data.extra_sources.append((vcfg, *_open_pair(vcfg, f"source[{i}]", need_label=True, **common)))
+    if run.method not in ("noadapt", "oracle"):
+        data.target, _ = _open_pair(run.data.target, "target", need_label=False, **common)
+    if run.data.match_histogram and not oracle:  # oracle: the labelled volume is the target
+        data.reference = data.target  # also for noadapt, which opens the target for its statistics only
+        if data.reference is None:
+            if not (run.data.target.raw or run.data.target.dataset):
+                raise UserError("data.match_histogram=true maps the source onto the target's histogram but data.target.raw is not set; "
+                                "give data.target.raw (or data.target.dataset), or set data.match_histogram=false")
+            data.reference, _ = _open_pair(run.data.target, "target", need_label=False, **common)
+    data.source_valid = _open_valid(source_cfg, key, data.source)
+    if data.target is not None:
+        data.target_valid = _open_valid(run.data.target, "target", data.target)
+        data.target_scale = target_zoom(run, data.source, data.target, dims)
+        data.scale = scale_note(data.source, data.target, dims) if not resume else None
+    return data
+
+
+def build_samplers(run: RunConfig, data: TrainingData, s_rng: np.random.Generator, t_rng: np.random.Generator):
+    """``(labelled, target, fill)``: the crop samplers of the labelled and target volumes (target
+    None without one) and the masked-voxel fill value in the target's normalised units."""
+    rejection = Rejection(run.data.min_foreground, run.data.reject_p, run.data.max_tries)
+    augmenter = build_augmenter(run.data.augmentations, data.dims)
+    crop, augment, min_valid = run.data.crop, run.data.augment, run.data.min_valid
+
+    def normalizer(raw):
+        return histogram_matcher(raw, data.reference) if data.reference is not None else volume_normalizer(raw)
+
+    if data.dims == 3:
+        labelled = PointCrops(data.source, data.points, crop, normalizer(data.source), s_rng, augment, run.data.cube, rejection=rejection,
+                              augmenter=augmenter, valid=data.source_valid, min_valid=min_valid)
+    else:
+        labelled = SectionCrops(data.source, data.label, crop, normalizer(data.source), s_rng, augment, rejection=rejection,
+                                valid=data.source_valid, min_valid=min_valid, augmenter=augmenter)
+        if data.extra_sources:
+            samplers, weights = [labelled], [float(np.prod(data.source.shape))]
+            for i, (vcfg, raw_i, label_i) in enumerate(data.extra_sources, start=1):
+                samplers.append(SectionCrops(raw_i, label_i, crop, normalizer(raw_i), s_rng, augment, rejection=rejection,
+                                             scale=source_zoom(run, data.source, raw_i, f"source[{i}]"),
+                                             valid=_open_valid(vcfg, f"source[{i}]", raw_i), min_valid=min_valid,
+                                             augmenter=augmenter))
+                weights.append(float(np.prod(raw_i.shape)))
+            labelled = MixedCrops(samplers, weights, s_rng)
+    if data.target is None:
+        return labelled, None, 0.0
+    t_norm = volume_normalizer(data.target)
+    if data.dims == 3:
+        target = PointCrops(data.target, None, crop, t_norm, t_rng, augment, augmenter=augmenter, valid=data.target_valid, min_valid=min_valid)
+    else:
+        target = SectionCrops(data.target, None, crop, t_norm, t_rng, augment, scale=data.target_scale,
+                              valid=data.target_valid, min_valid=min_valid, augmenter=augmenter)
+    return labelled, target, t_norm.fill_value(run.mask.fill)
+
+
+def warm_start(run: RunConfig, model: torch.nn.Module, method, resume: bool):
+    """Load ``train.init``'s weights into the student (and re-copy the teacher) unless resuming;
+    the init's provenance for ``meta.json`` (or None)."""
+    if not run.train.init or resume:  # on resume the weights come from the run's own checkpoint
+        return None
+    from .adapt.warmstart import init_weights
+
+    state_dict, init_info = init_weights(run.train.init, asdict(run.model), run.train.init_weights)
+    model.load_state_dict(state_dict)
+    if getattr(method, "teacher", None) is not None:
+        method.teacher.reset(model)
+    return init_info
+
+
+def rng_closures(s_rng: np.random.Generator, t_rng: np.random.Generator, mask_gen: torch.Generator, fetch: Prefetcher | None = None):
+    """``(sampler_state, set_sampler_state)`` of the two crop generators, or, given the prefetcher,
+    ``(rng_state, set_rng_state)`` of everything random in a step (checkpointed for a bit-exact resume)."""
+    if fetch is None:
+        def sampler_state() -> dict:
+            return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
+
+        def set_sampler_state(state: dict) -> None:
+            s_rng.bit_generator.state = json.loads(state["source"])
+            t_rng.bit_generator.state = json.loads(state["target"])
+
+        return sampler_state, set_sampler_state
+
+    def rng_state() -> dict:
+        return {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(), **fetch.state()}
+
+    def set_rng_state(state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        mask_gen.set_state(state["mask"])
+        fetch.set_state({"source": state["source"], "target": state["target"]})
+
+    return rng_state, set_rng_state
+
+
 def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False, env: DistEnv | None = None) -> Trainer:
     """Check every input, then build the trainer (nothing long has run yet when this returns).
 
@@ -308,155 +461,44 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
             one process on ``train.device``).
     """
     out_dir = Path(run.train.out_dir)
-    oracle = run.method == "oracle"
-    source_cfg = run.data.target if oracle else run.data.source
-    labelled_key = "target" if oracle else "source"
-    dims = getattr(build_model(run.model), "spatial_dims", 2)
-    if len(run.data.crop) != dims:
-        raise UserError(f"data.crop={list(run.data.crop)} has {len(run.data.crop)} sizes but model {run.model.name} is {dims}D; give {dims} sizes")
-    if any(c % 16 for c in run.data.crop):
-        raise UserError(f"data.crop={list(run.data.crop)} must be multiples of 16 (the U-Nets down-sample four times); e.g. {[max(16, c // 16 * 16) for c in run.data.crop]}")
-    rejection = Rejection(run.data.min_foreground, run.data.reject_p, run.data.max_tries)
-    augmenter = build_augmenter(run.data.augmentations, dims)
-    if dims == 3:
-        if run.model.head != "sigmoid":
-            raise UserError(f"model.head={run.model.head!r}: the 3D synapse track trains sigmoid channels; set model.head=sigmoid")
-        s_raw, _ = _open_pair(source_cfg, labelled_key, need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
-        s_points = _open_points(source_cfg, labelled_key, s_raw, root=run.data.root)
-        if len(s_points) != run.model.out_channels:
-            raise UserError(f"model.out_channels={run.model.out_channels} but points give {len(s_points)} channels (pre, post); set model.out_channels=2")
-    else:
-        s_raw, s_label = _open_pair(source_cfg, labelled_key, need_label=True, root=run.data.root, allow_missing=run.data.allow_missing)
-    extra_sources = []  # (config, raw, label) of data.source's further volumes
-    if run.data.extra_sources and not oracle:
-        if dims == 3:
-            raise UserError(f"data.source lists {1 + len(run.data.extra_sources)} volumes but the 3D synapse track trains on one; "
-                            "give a single data.source")
-        for i, vcfg in enumerate(run.data.extra_sources, start=1):
-            raw_i, label_i = _open_pair(vcfg, f"source[{i}]", need_label=True, root=run.data.root, allow_missing=run.data.allow_missing)
-            extra_sources.append((vcfg, raw_i, label_i))
-    t_raw = None
-    method_needs_target = run.method not in ("noadapt", "oracle")
-    if method_needs_target:
-        t_raw, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
-    match_histogram = run.data.match_histogram and not oracle  # oracle: the labelled volume is the target
-    t_ref = t_raw  # the target volume whose statistics the source is matched to (also for noadapt)
-    if match_histogram and t_ref is None:
-        if not (run.data.target.raw or run.data.target.dataset):
-            raise UserError("data.match_histogram=true maps the source onto the target's histogram but data.target.raw is not set; "
-                            "give data.target.raw (or data.target.dataset), or set data.match_histogram=false")
-        t_ref, _ = _open_pair(run.data.target, "target", need_label=False, root=run.data.root, allow_missing=run.data.allow_missing)
-    s_valid = _open_valid(source_cfg, labelled_key, s_raw)
-    t_valid = _open_valid(run.data.target, "target", t_raw) if t_raw is not None else None
-    t_scale = target_zoom(run, s_raw, t_raw, dims) if t_raw is not None else None
-    scale = scale_note(s_raw, t_raw, dims) if t_raw is not None and not resume else None
+    data = open_training_data(run, resume)
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
     torch.manual_seed(run.train.seed)
-    model = build_model(run.model)  # rebuilt after seeding so the initial weights follow the seed
+    model = build_model(run.model)  # after seeding, so the initial weights follow the seed
     env = env or DistEnv(device=pick_device(run.train.device))
-    device = env.device
-    fmt = memory_format(run.train.channels_last, dims, device)
-    model.to(device, memory_format=fmt)
-    precision = resolve_precision(run.train.amp, device)
+    fmt = memory_format(run.train.channels_last, data.dims, env.device)
+    model.to(env.device, memory_format=fmt)
+    precision = resolve_precision(run.train.amp, env.device)
     distributed.broadcast_module(model, env)  # the teacher below copies rank 0's student
     seeds = distributed.rank_seeds(run.train.seed, env)
     s_rng, t_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
-    s_norm = histogram_matcher(s_raw, t_ref) if match_histogram else volume_normalizer(s_raw)
-    if dims == 3:
-        labelled = PointCrops(s_raw, s_points, run.data.crop, s_norm, s_rng, run.data.augment, run.data.cube, rejection=rejection,
-                              augmenter=augmenter, valid=s_valid, min_valid=run.data.min_valid)
-    else:
-        labelled = SectionCrops(s_raw, s_label, run.data.crop, s_norm, s_rng, run.data.augment, rejection=rejection,
-                                valid=s_valid, min_valid=run.data.min_valid, augmenter=augmenter)
-        if extra_sources:
-            samplers, weights = [labelled], [float(np.prod(s_raw.shape))]
-            for i, (vcfg, raw_i, label_i) in enumerate(extra_sources, start=1):
-                norm_i = histogram_matcher(raw_i, t_ref) if match_histogram else volume_normalizer(raw_i)
-                samplers.append(SectionCrops(raw_i, label_i, run.data.crop, norm_i, s_rng, run.data.augment, rejection=rejection,
-                                             scale=source_zoom(run, s_raw, raw_i, f"source[{i}]"),
-                                             valid=_open_valid(vcfg, f"source[{i}]", raw_i), min_valid=run.data.min_valid,
-                                             augmenter=augmenter))
-                weights.append(float(np.prod(raw_i.shape)))
-            labelled = MixedCrops(samplers, weights, s_rng)
-    target = None
-    fill = 0.0
-    if t_raw is not None:
-        t_norm = volume_normalizer(t_raw)
-        if dims == 3:
-            target = PointCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, augmenter=augmenter,
-                                valid=t_valid, min_valid=run.data.min_valid)
-        else:
-            target = SectionCrops(t_raw, None, run.data.crop, t_norm, t_rng, run.data.augment, scale=t_scale,
-                                  valid=t_valid, min_valid=run.data.min_valid, augmenter=augmenter)
-        fill = t_norm.fill_value(run.mask.fill)
+    labelled, target, fill = build_samplers(run, data, s_rng, t_rng)
     method = build_method(run, model, fill, mask_gen)
-    init_info = None
-    if run.train.init and not resume:  # on resume the weights come from the run's own checkpoint
-        from dataclasses import asdict
-
-        from .adapt.warmstart import init_weights
-
-        state_dict, init_info = init_weights(run.train.init, asdict(run.model), run.train.init_weights)
-        model.load_state_dict(state_dict)
-        if getattr(method, "teacher", None) is not None:
-            method.teacher.reset(model)
+    init_info = warm_start(run, model, method, resume)
     method.set_net(distributed.wrap_ddp(model, env))
-    if method.needs_target:
-        # mask geometry errors surface now, not after the first step
+    if method.needs_target and run.mask.kind != "none":
         from .adapt.masks import check_grid
 
-        if run.mask.kind != "none":
-            check_grid(run.data.crop, run.mask.patch)
+        check_grid(run.data.crop, run.mask.patch)  # mask geometry errors surface now, not after the first step
     optimizer = build_optimizer(model.parameters(), run.optim)
     scheduler = build_scheduler(optimizer, run.optim)
     check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
     distributed.barrier(env)
-
-    def sampler_state() -> dict:
-        return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
-
-    def set_sampler_state(state: dict) -> None:
-        s_rng.bit_generator.state = json.loads(state["source"])
-        t_rng.bit_generator.state = json.loads(state["target"])
-
-    batches = DomainBatches(labelled, target, run.data.batch_size, device, float_labels=run.model.head == "sigmoid", memory_format=fmt)
-    fetch = Prefetcher(batches.draw, sampler_state, set_sampler_state, batches.to_device, enabled=run.data.prefetch)
-
-    def rng_state() -> dict:
-        return {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(), **fetch.state()}
-
-    def set_rng_state(state: dict) -> None:
-        torch.set_rng_state(state["torch"])
-        mask_gen.set_state(state["mask"])
-        fetch.set_state({"source": state["source"], "target": state["target"]})
-
-    from dataclasses import asdict
-
+    batches = DomainBatches(labelled, target, run.data.batch_size, env.device, float_labels=run.model.head == "sigmoid", memory_format=fmt)
+    fetch = Prefetcher(batches.draw, *rng_closures(s_rng, t_rng, mask_gen), batches.to_device, enabled=run.data.prefetch)
+    rng_state, set_rng_state = rng_closures(s_rng, t_rng, mask_gen, fetch)
     trainer = Trainer(
-        method=method,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        next_batch=fetch,
-        out_dir=out_dir,
-        iterations=run.optim.iterations,
-        checkpoint_every=run.train.checkpoint_every,
-        log_every=run.train.log_every,
-        rng_state=rng_state,
-        set_rng_state=set_rng_state,
+        method=method, optimizer=optimizer, scheduler=scheduler, next_batch=fetch, out_dir=out_dir,
+        iterations=run.optim.iterations, checkpoint_every=run.train.checkpoint_every, log_every=run.train.log_every,
+        rng_state=rng_state, set_rng_state=set_rng_state,
         extra={
             "model_config": asdict(run.model),
-            "voxel_size": [float(v) for v in s_raw.voxel_size],  # what the model learned at (prediction resamples to it)
-            "config": to_yaml(run),
-            "version": __version__,
-            "commit": git_commit(),
-            "init": init_info,
+            "voxel_size": [float(v) for v in data.source.voxel_size],  # what the model learned at (prediction resamples to it)
+            "config": to_yaml(run), "version": __version__, "commit": git_commit(), "init": init_info,
         },
-        progress=run.train.progress,
-        precision=precision,
-        env=env,
-        snapshot_every=run.train.snapshot_every,
+        progress=run.train.progress, precision=precision, env=env, snapshot_every=run.train.snapshot_every,
         guard=CollapseGuard(run.loss.collapse_ratio, flood=run.loss.flood_ratio) if method.needs_target else None,
     )
     replaced = None
@@ -465,7 +507,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     elif env.is_main:
         replaced = prepare_out_dir(out_dir, overwrite, resume)  # every input checked, the trainer built
         with restore_on_error(out_dir, replaced):
-            _write_run_files(out_dir, run, env, init_info, scale, precision)
+            _write_run_files(out_dir, run, env, init_info, data.scale, precision)
     if env.is_main:  # after every check: a user error stays the only line
         print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
     trainer.replaced = replaced

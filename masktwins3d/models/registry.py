@@ -24,11 +24,21 @@ def register(name: str) -> Callable[[type], type]:
     return deco
 
 
-def build_model(cfg) -> nn.Module:
-    """Build the network described by a :class:`~masktwins3d.config.ModelConfig`."""
+def model_class(cfg) -> type:
+    """The registered class of ``cfg.name``, or a one-line :class:`UserError` naming the choices."""
     if cfg.name not in MODELS:
         raise UserError(f"model.name={cfg.name!r} is unknown; choose one of {sorted(MODELS)}")
-    cls = MODELS[cfg.name]
+    return MODELS[cfg.name]
+
+
+def model_dims(cfg) -> int:
+    """Spatial axes (2 or 3) of the network ``cfg`` names, from its class: nothing is built."""
+    return int(model_class(cfg).spatial_dims)
+
+
+def build_model(cfg) -> nn.Module:
+    """Build the network described by a :class:`~masktwins3d.config.ModelConfig`."""
+    cls = model_class(cfg)
     adain = getattr(cls, "adain_default", False) if cfg.adain is None else cfg.adain
     norms = getattr(cls, "norms", None)
     if cfg.norm is not None and norms is not None and cfg.norm not in norms:

@@ -79,6 +79,9 @@ class ResUNet3D(nn.Module):
             ``batch`` or ``instance``.
     """
 
+    spatial_dims = 3
+    """Spatial axes of its input (read from the class by :func:`~.registry.model_dims`)."""
+
     adain_default = True  # AdaIN is part of the synapse recipe (METHOD.md)
     norms = NORMS
 

@@ -42,6 +42,9 @@ class UNet2D(nn.Module):
         norm: ``instance`` only (DA-ISC's U-Net).
     """
 
+    spatial_dims = 2
+    """Spatial axes of its input (read from the class by :func:`~.registry.model_dims`)."""
+
     adain_default = False  # optional for mitochondria (METHOD.md)
     norms = ("instance",)
 
