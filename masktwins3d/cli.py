@@ -335,12 +335,9 @@ def _float_pair(text: str) -> tuple[float, float]:
     return values  # type: ignore[return-value]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_demo(sub) -> None:
+    """The ``demo`` subcommand."""
     from .demo import ADAPT_ITERATIONS, DEFAULT_TRACKS
-
-    p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
-    p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,view,datasets}")
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train a source model (noadapt), then warm-start noadapt (continued), mic, rmask, masktwins and oracle from it with the same budget and seed, predict the held-out target with each run's EMA and last-student weights, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt and masktwins with the 3D ResUNet the same way, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -360,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace existing demo volumes and runs")
     d.set_defaults(func=cmd_demo)
 
+
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
     t = sub.add_parser("train", help="train one method from a YAML config",
                        description="Train as the YAML config says; key=value overrides use dotted keys, e.g. method=masktwins optim.lr=1e-4 data.crop=[256,256]. On several GPUs or CPU processes: torchrun --nproc_per_node N -m masktwins3d train --config ... (DistributedDataParallel; data.batch_size is per process, rank 0 writes the run folder).")
     t.add_argument("--config", required=True, help="YAML run config (see configs/)")
@@ -368,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in train.out_dir from its checkpoint.pt")
     t.set_defaults(func=cmd_train)
 
+
+def _add_predict(sub) -> None:
+    """The ``predict`` subcommand."""
     r = sub.add_parser("predict", help="predict probabilities over a volume with a checkpoint",
                        description="Blockwise sliding-window prediction, blended, out of core (2D models section by section, 3D models in 3D windows): the volume is cut into blocks (write region + half a patch of context), each written to a chunk-aligned probability zarr (C, Z, Y, X) with the input's voxel size and offset; a manifest in the output lets --resume finish an interrupted run; --scheduler runs blocks on a dask cluster.")
     r.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
@@ -399,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(func=cmd_predict)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand."""
     e = sub.add_parser("evaluate", help="score predictions against ground truth",
                        description="Score predictions with the published protocols (EVALUATION.md).")
     esub = e.add_subparsers(dest="what", required=True, metavar="{mito,synapse}")
@@ -426,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--overwrite", action="store_true", help="replace an existing report")
     y.set_defaults(func=cmd_evaluate_synapse)
 
+
+def _add_postprocess(sub) -> None:
+    """The ``postprocess`` subcommand."""
     pp = sub.add_parser("postprocess", help="turn probabilities into objects",
                         description="Post-processing of predicted probability volumes.")
     psub = pp.add_subparsers(dest="what", required=True, metavar="{mito,synapse}")
@@ -462,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "does not list are labelled (same settings required; implies blockwise)")
     ps.set_defaults(func=cmd_postprocess_synapse)
 
+
+def _add_convert(sub) -> None:
+    """The ``convert`` subcommand."""
     cv = sub.add_parser("convert", help="image or label stacks (section folders, TIFF, HDF5) to OME-Zarr with voxel size",
                         description="Convert a folder of PNG/TIFF sections, a multi-page TIFF, an HDF5 dataset (file.h5:/key) or a zarr array "
                                     "to an OME-Zarr 0.5 volume (zarr v3, chunked, blosc zstd) with voxel size and offset, section by section "
@@ -488,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept a zarr image input with missing chunks (they read as its fill value); default: refuse")
     cv.set_defaults(func=cmd_convert)
 
+
+def _add_export(sub) -> None:
+    """The ``export`` subcommand."""
     ex = sub.add_parser("export", help="share a trained model: a bioimage.io model package",
                         description="Package a checkpoint for other tools (ilastik, deepImageJ, QuPath, BiaPy, bioimageio.core).")
     exsub = ex.add_subparsers(dest="what", required=True, metavar="{bioimageio}")
@@ -509,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     eb.set_defaults(func=cmd_export_bioimageio)
 
+
+def _add_view(sub) -> None:
+    """The ``view`` subcommand."""
     vw = sub.add_parser("view", help="raw, probabilities, labels and synapse points in a local Neuroglancer viewer",
                         description="Serve volumes (any format masktwins3d reads, lazily, placed in nm by their voxel size and offset) "
                                     "and synapse points to a Neuroglancer viewer run by this process, print its link and serve until Ctrl-C. "
@@ -524,11 +542,30 @@ def build_parser() -> argparse.ArgumentParser:
     vw.add_argument("--no-wait", action="store_true", help="print the link and exit (the viewer stops with the process)")
     vw.set_defaults(func=cmd_view)
 
+
+def _add_datasets(sub) -> None:
+    """The ``datasets`` subcommand."""
     ds = sub.add_parser("datasets", help="list the dataset descriptors in volumes/*.yaml",
                         description="Show each dataset descriptor: voxel size, citation, licence and its splits' volumes; with --data-root, mark missing files.")
     ds.add_argument("name", nargs="?", default=None, help="one dataset (default: all)")
     ds.add_argument("--data-root", default=None, help="resolve paths under this folder and mark missing ones")
     ds.set_defaults(func=cmd_datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``masktwins3d`` command line: one subcommand per verb (each built by its ``_add_*``)."""
+    p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
+    p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,view,datasets}")
+    _add_demo(sub)
+    _add_train(sub)
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_postprocess(sub)
+    _add_convert(sub)
+    _add_export(sub)
+    _add_view(sub)
+    _add_datasets(sub)
     return p
 
 
