@@ -60,6 +60,12 @@ VARIANTS = {
     # prior, with plain BCE in L_cl: the capped positives, false ones included, taught 30x as hard
     # as the negatives (same added-after note as prior_debias)
     "prior_cl_pos_weight_1": ["loss.threshold_rule=prior", "loss.cl_pos_weight=[1.0]"],
+    # prior_debias, with a label-free switch per channel: while the debiased teacher labels less
+    # than a quarter (the collapse guard's ratio) of the source labels' running foreground
+    # fraction positive, that channel's pseudo-labels come from the plain teacher (added after
+    # prior_debias won on seeds 12 and 13 and collapsed on seed 10, where the debiased
+    # pseudo-label foreground was 0)
+    "prior_debias_fallback": ["loss.threshold_rule=prior", "loss.debias_pos_weight=true", "loss.debias_fallback=0.25"],
     # cells of 6 voxels (48^3 crop / 8): the paper's cell edge in voxels at the same voxel size (96^3 / 16)
     "patch_6": ["mask.patch=6"],
     # no cross-mask consistency (L_cl on both masked views only)

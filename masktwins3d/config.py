@@ -178,7 +178,12 @@ class LossConfig:
     logits before its pseudo-labels are thresholded. BCE with pos_weight w is minimised by
     logit = log(w) + the true log-odds, so a teacher trained with w = 30 reads "p >= 0.75" where
     the true posterior is only about 0.09; debiased, delta is a confidence about the true labels
-    again and L_cl (with the same pos_weight as L_sup) treats pseudo-labels as L_sup treats labels."""
+    again and L_cl (with the same pos_weight as L_sup) treats pseudo-labels as L_sup treats labels;
+    debias_fallback: with debias_pos_weight and threshold_rule=prior, per channel: while the
+    running fraction of target voxels the debiased teacher labels positive is below this multiple
+    of the source labels' running foreground fraction, that channel's pseudo-labels come from the
+    teacher without debiasing (a label-free switch: a teacher that, debiased, no longer finds the
+    class on the target would teach only background; null: always debiased)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -197,6 +202,7 @@ class LossConfig:
     collapse_ratio: float = 0.25
     flood_ratio: float = 10.0
     debias_pos_weight: bool = False
+    debias_fallback: Optional[float] = None
 
 
 @dataclass
@@ -407,6 +413,12 @@ def resolve(run: RunConfig) -> RunConfig:
     if run.loss.negative_threshold is not None and run.model.head != "sigmoid":
         raise UserError(f"loss.negative_threshold={run.loss.negative_threshold} is for sigmoid heads but model.head={run.model.head}; "
                         "set loss.negative_threshold=null")
+    if run.loss.debias_fallback is not None:
+        if not (run.loss.debias_pos_weight and run.loss.threshold_rule == "prior"):
+            raise UserError(f"loss.debias_fallback={run.loss.debias_fallback} switches between the debiased and the plain teacher "
+                            "under threshold_rule=prior; set loss.debias_pos_weight=true and loss.threshold_rule=prior, or loss.debias_fallback=null")
+        if not (_finite(run.loss.debias_fallback) and 0.0 < run.loss.debias_fallback <= 1.0):
+            raise UserError(f"loss.debias_fallback={run.loss.debias_fallback} must be a fraction in (0, 1], e.g. 0.25")
     if not 0.0 < run.loss.cb_portion <= 1.0:
         raise UserError(f"loss.cb_portion={run.loss.cb_portion} must be a fraction in (0, 1], e.g. 0.5")
     if not all(0.5 <= t < 1.0 for t in run.loss.threshold) or not run.loss.threshold:

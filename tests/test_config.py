@@ -54,6 +54,12 @@ def test_misspelled_method_and_choice():
         load_config(None, ["loss.threshold_rule=prior"])  # the default model is the softmax mito U-Net
     with pytest.raises(UserError, match="negative_threshold=0.9 is for sigmoid heads"):
         load_config(None, ["loss.negative_threshold=0.9"])
+    sigmoid = ["model.head=sigmoid", "loss.threshold_rule=prior"]
+    with pytest.raises(UserError, match="debias_fallback=0.25 switches .* set loss.debias_pos_weight=true"):
+        load_config(None, [*sigmoid, "loss.debias_fallback=0.25"])
+    with pytest.raises(UserError, match=r"debias_fallback=1.5 must be a fraction in \(0, 1\]"):
+        load_config(None, [*sigmoid, "loss.debias_pos_weight=true", "loss.debias_fallback=1.5"])
+    assert load_config(None, [*sigmoid, "loss.debias_pos_weight=true", "loss.debias_fallback=0.25"]).loss.debias_fallback == 0.25
 
 
 def test_missing_and_malformed_files(tmp_path):

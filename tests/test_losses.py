@@ -337,3 +337,40 @@ def test_negative_threshold_by_hand():
     # fixed rule: positives p >= 0.75 (0.99, 0.97, 0.9); with negative 0.7 the 0.6 voxel is a negative
     label, conf = pseudo_label(logits, "sigmoid", [0.75], negative=0.7)
     assert label.flatten().tolist() == [1, 1, 1, 0, 0, 0] and conf.all()
+
+
+def test_debias_choice_by_hand():
+    from masktwins3d.adapt.losses import debias_choice
+
+    assert debias_choice([0.0010, 0.0001], [0.0010, 0.0010], 0.25) == [True, False]  # 1.0x and 0.1x the source fraction
+    assert debias_choice([0.00025, 0.0002499], [0.001, 0.001], 0.25) == [True, False]  # the boundary counts as enough
+    assert debias_choice([0.0, 0.0], [0.001, 0.001], None) == [True, True]  # no fallback: always debiased
+
+
+def test_debias_fallback_switches_a_channel_that_finds_nothing_debiased():
+    import math as m
+    from types import SimpleNamespace
+
+    from masktwins3d.adapt.methods import MaskedConsistency
+
+    loss = SimpleNamespace(threshold=[0.75, 0.65], pos_weight=[30.0], debias_pos_weight=True, debias_fallback=0.25, target_start=0,
+                           threshold_rule="prior", cb_portion=0.5, negative_threshold=None)
+    run = SimpleNamespace(model=SimpleNamespace(head="sigmoid", out_channels=2, adain=False), mask=SimpleNamespace(kind="complementary"),
+                          loss=loss, teacher=SimpleNamespace(ema=False, restart=False))
+    method = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())
+    shift = m.log(30.0)
+    logits = torch.full((1, 2, 10), -6.0)
+    logits[0, 0, 0] = shift + 4.0  # channel 0: debiased p = 0.98 >= 0.75, a positive either way
+    logits[0, 1, 0] = 3.0  # channel 1: plain p = 0.95 >= 0.65, debiased p = 0.40: nothing debiased
+    logs: dict = {}
+    label, conf = method.pseudo_labels(logits, [0.1, 0.1], logs)
+    assert label[0, 0].tolist() == [1] + [0] * 9 and label[0, 1].tolist() == [1] + [0] * 9  # channel 1 from the plain teacher
+    assert float(logs["debiased_channels"]) == 1.0
+    assert method.debiased_fg_sum == pytest.approx([0.1, 0.0]) and method.debiased_fg_count == 1
+    off = MaskedConsistency(nn.Conv3d(1, 2, 1), SimpleNamespace(**{**vars(run), "loss": SimpleNamespace(**{**vars(loss), "debias_fallback": None})}),
+                            0.0, torch.Generator())
+    label_off, _ = off.pseudo_labels(logits, [0.1, 0.1], {})
+    assert label_off[0, 1].sum() == 0  # without the fallback channel 1 teaches only background
+    fresh = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())
+    fresh.load_extra_state(method.extra_state())  # the running fraction goes into checkpoints
+    assert fresh.debiased_fg_sum == method.debiased_fg_sum and fresh.debiased_fg_count == 1

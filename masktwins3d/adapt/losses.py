@@ -120,6 +120,22 @@ def prior_threshold(prob: torch.Tensor, fraction: float) -> float:
     return float(torch.topk(flat.float(), m, sorted=False).values.min())
 
 
+def debias_choice(debiased_fraction: Sequence[float], source_fraction: Sequence[float], ratio: float | None) -> list[bool]:
+    """Per channel, whether the debiased teacher makes the pseudo-labels (``loss.debias_fallback``).
+
+    Args:
+        debiased_fraction: running fraction of target voxels the debiased teacher labels positive.
+        source_fraction: running foreground fraction of the source labels.
+        ratio: the fallback multiple (None: always debiased).
+
+    Returns:
+        True where ``debiased_fraction >= ratio * source_fraction`` (or ``ratio`` is None).
+    """
+    if ratio is None:
+        return [True] * len(debiased_fraction)
+    return [float(d) >= float(ratio) * float(s) for d, s in zip(debiased_fraction, source_fraction)]
+
+
 def pseudo_label(
     teacher_logits: torch.Tensor,
     head: Head,

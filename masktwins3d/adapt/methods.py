@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .losses import Head, consistency_loss, cross_mask_loss, foreground_fraction, pseudo_label, supervised_loss
+from .losses import Head, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
@@ -150,16 +150,23 @@ class MaskedConsistency(StudentMethod):
         # so far (sum of batch fractions, number of batches); kept in checkpoints (extra_state)
         self.source_fg_sum = [0.0] * int(run.model.out_channels)
         self.source_fg_count = 0
+        # loss.debias_fallback: running per-channel fraction of target voxels the debiased teacher
+        # labels positive (sum of batch fractions; batches counted by source_fg_count's twin)
+        self.debiased_fg_sum = [0.0] * int(run.model.out_channels)
+        self.debiased_fg_count = 0
 
     def extra_state(self) -> dict:
         """The method's own running statistics, stored in checkpoints so a resume continues them."""
-        return {"source_fg_sum": list(self.source_fg_sum), "source_fg_count": int(self.source_fg_count)}
+        return {"source_fg_sum": list(self.source_fg_sum), "source_fg_count": int(self.source_fg_count),
+                "debiased_fg_sum": list(self.debiased_fg_sum), "debiased_fg_count": int(self.debiased_fg_count)}
 
     def load_extra_state(self, state: dict | None) -> None:
         """Restore :meth:`extra_state` (a checkpoint without it, e.g. a warm start: start afresh)."""
         if state:
             self.source_fg_sum = [float(v) for v in state["source_fg_sum"]]
             self.source_fg_count = int(state["source_fg_count"])
+            self.debiased_fg_sum = [float(v) for v in state.get("debiased_fg_sum", self.debiased_fg_sum)]
+            self.debiased_fg_count = int(state.get("debiased_fg_count", 0))
 
     def source_prior(self, source_label: torch.Tensor) -> list[float]:
         """Add this batch's per-channel source foreground fraction (sigmoid labels ``(B, C, *S)``)
@@ -169,6 +176,33 @@ class MaskedConsistency(StudentMethod):
         self.source_fg_sum = [a + b for a, b in zip(self.source_fg_sum, batch)]
         self.source_fg_count += 1
         return [a / self.source_fg_count for a in self.source_fg_sum]
+
+    def pseudo_labels(self, t_logits: torch.Tensor, prior: list[float] | None, logs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's ``(label, confident)``: debiased by ``log(pos_weight)`` with
+        ``loss.debias_pos_weight``, per channel from the plain teacher while ``loss.debias_fallback``
+        says the debiased one finds too little (:func:`~.losses.debias_choice`)."""
+        def label_of(logits: torch.Tensor):
+            return pseudo_label(logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior,
+                                self.lcfg.negative_threshold)
+
+        if self.prior is None:
+            return label_of(t_logits)
+        shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
+        label, confident = label_of(t_logits - shift)  # the teacher's logits without the pos_weight bias
+        if self.lcfg.debias_fallback is None or prior is None:
+            return label, confident
+        dims = [d for d in range(label.ndim) if d != 1]
+        batch = (label > 0).float().mean(dim=dims).tolist()
+        self.debiased_fg_sum = [a + b for a, b in zip(self.debiased_fg_sum, batch)]
+        self.debiased_fg_count += 1
+        running = [a / self.debiased_fg_count for a in self.debiased_fg_sum]
+        keep = debias_choice(running, prior, self.lcfg.debias_fallback)
+        logs["debiased_channels"] = torch.tensor(float(sum(keep)))
+        if all(keep):
+            return label, confident
+        plain_label, plain_confident = label_of(t_logits)
+        sel = torch.tensor(keep, device=label.device).reshape(1, -1, *([1] * (label.ndim - 2)))
+        return torch.where(sel, label, plain_label), torch.where(sel, confident, plain_confident)
 
     def ema_step(self, step: int) -> int:
         """The teacher's EMA step: counted from ``target_start`` when ``teacher.restart`` re-copies it there."""
@@ -200,11 +234,7 @@ class MaskedConsistency(StudentMethod):
             else:
                 with torch.no_grad():
                     t_logits = self.model(xt)
-            if self.prior is not None:
-                shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
-                t_logits = t_logits - shift  # the teacher's logits without the pos_weight bias
-            label, confident = pseudo_label(t_logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior,
-                                            self.lcfg.negative_threshold)
+            label, confident = self.pseudo_labels(t_logits, prior, logs)
             masks = draw_masks(
                 self.kind, (xt.shape[0], *xt.shape[2:]), self.mask.patch, self.mask.ratio,
                 self.generator, self.mask.views, xt.device,
