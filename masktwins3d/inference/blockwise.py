@@ -232,6 +232,75 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 
+def manifest_settings(ref, volume, preprocess, settings: WindowSettings, block, ctx, out_dtype: str, identity: dict | None) -> dict:
+    """Everything that decides a prediction's output, as the manifest records it (a resume with
+    other values is refused)."""
+    return {
+        "model": ref.identity,
+        **(identity or {}),
+        "input_shape": list(volume.shape[-3:]),
+        "input_offset": list(volume.offset),
+        "preprocess": repr(preprocess) if hasattr(type(preprocess), "__dataclass_fields__") else type(preprocess).__name__,
+        "patch": list(settings.patch_size),
+        "overlap": list(settings.overlap),
+        "blend": settings.blend.value,
+        "tta": settings.tta,
+        "batch_size": settings.batch_size,
+        "activation": settings.activation.value,
+        "amp": settings.amp,
+        "block": list(block),
+        "context": list(ctx),
+        "dtype": out_dtype,
+    }
+
+
+def open_target(out_path: Path, volume, recorded: dict, total: int, channels: int, chunks, out_dtype: str, resume: bool, overwrite: bool):
+    """``(target, manifest)``: the probability zarr and its manifest, continued (``resume`` into an
+    existing ``out_path``, same settings, shape and dtype) or new."""
+    from ..io import create_volume, open_volume
+
+    spatial = tuple(volume.shape[-3:])
+    manifest_path = out_path / MANIFEST_NAME
+    fix = f"pass --overwrite to start {out_path} again"
+    if resume and out_path.exists():
+        manifest = Manifest.resume(manifest_path, recorded, total, fix=fix)
+        target = open_volume(out_path, mode="r+")
+        expected = (channels, *spatial)
+        if tuple(target.shape) != expected or target.dtype != np.dtype(out_dtype):
+            raise UserError(f"{out_path} has shape {target.shape} and dtype {target.dtype}, not {expected} {out_dtype}; {fix}")
+        return target, manifest
+    target = create_volume(
+        out_path, (channels, *spatial), out_dtype, voxel_size=volume.voxel_size, offset=volume.offset,
+        axes="czyx", chunks=(channels, *chunks), overwrite=overwrite,
+    )
+    manifest = Manifest(manifest_path, recorded, total)
+    manifest.start()
+    return target, manifest
+
+
+def run_job(job: BlockJob, todo: list[Block], sched, manifest: Manifest, progress: bool,
+            on_block: Callable[[int, int], None] | None) -> None:
+    """Compute ``todo`` with ``job`` (here, prefetching the next block, or on the cluster),
+    recording each finished block in ``manifest`` and reporting it to ``on_block``."""
+    before = torch.get_num_threads()
+    finished = [0]
+
+    def done(b: Block, _) -> None:
+        manifest.mark_done(b.id)
+        finished[0] += 1
+        if on_block is not None:
+            on_block(finished[0], len(todo))
+
+    try:
+        if on_block is not None:
+            on_block(0, len(todo))
+        run_blocks(job, todo, sched, on_done=done, progress=progress, desc="predict",
+                   prefetch=job.prefetch if sched.kind == "none" else None)
+    finally:
+        job.close()
+        torch.set_num_threads(before)
+
+
 def predict_blockwise(
     model: torch.nn.Module | CheckpointModel,
     volume,
@@ -298,8 +367,6 @@ def predict_blockwise(
     Returns:
         The output :class:`~masktwins3d.io.Volume` ``(C, Z, Y, X)``, open for writing.
     """
-    from ..io import create_volume, open_volume
-
     ref = model if isinstance(model, CheckpointModel) else ModuleModel(model)
     sched = parse_scheduler(scheduler)
     if resume and overwrite:
@@ -324,66 +391,18 @@ def predict_blockwise(
     blocks = block_grid(volume.roi, block, ctx)
     net = net.to(device).eval()
     channels = output_channels(net, settings, device)
-    recorded = {
-        "model": ref.identity,
-        **(identity or {}),
-        "input_shape": list(spatial),
-        "input_offset": list(volume.offset),
-        "preprocess": repr(preprocess) if hasattr(type(preprocess), "__dataclass_fields__") else type(preprocess).__name__,
-        "patch": list(settings.patch_size),
-        "overlap": list(settings.overlap),
-        "blend": settings.blend.value,
-        "tta": settings.tta,
-        "batch_size": settings.batch_size,
-        "activation": settings.activation.value,
-        "amp": settings.amp,
-        "block": list(block),
-        "context": list(ctx),
-        "dtype": out_dtype,
-    }
+    recorded = manifest_settings(ref, volume, preprocess, settings, block, ctx, out_dtype, identity)
     if sched.kind != "none":
         try:
             pickle.dumps((ref, volume, preprocess))
         except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
             raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
-    manifest_path = out_path / MANIFEST_NAME
-    fix = f"pass --overwrite to start {out_path} again"
-    if resume and out_path.exists():
-        manifest = Manifest.resume(manifest_path, recorded, len(blocks), fix=fix)
-        target = open_volume(out_path, mode="r+")
-        expected = (channels, *spatial)
-        if tuple(target.shape) != expected or target.dtype != np.dtype(out_dtype):
-            raise UserError(f"{out_path} has shape {target.shape} and dtype {target.dtype}, not {expected} {out_dtype}; {fix}")
-    else:
-        target = create_volume(
-            out_path, (channels, *spatial), out_dtype, voxel_size=volume.voxel_size, offset=volume.offset,
-            axes="czyx", chunks=(channels, *chunks), overwrite=overwrite,
-        )
-        manifest = Manifest(manifest_path, recorded, len(blocks))
-        manifest.start()
+    target, manifest = open_target(out_path, volume, recorded, len(blocks), channels, chunks, out_dtype, resume, overwrite)
     todo = [b for b in blocks if not manifest.is_done(b.id)]
     job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
     if progress or resume:
         print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}; "
               f"precision {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
-    before = torch.get_num_threads()
-    finished = [0]
-
-    def done(b: Block, _) -> None:
-        manifest.mark_done(b.id)
-        finished[0] += 1
-        if on_block is not None:
-            on_block(finished[0], len(todo))
-
-    try:
-        if on_block is not None:
-            on_block(0, len(todo))
-        run_blocks(
-            job, todo, sched, on_done=done, progress=progress, desc="predict",
-            prefetch=job.prefetch if sched.kind == "none" else None,
-        )
-    finally:
-        job.close()
-        torch.set_num_threads(before)
+    run_job(job, todo, sched, manifest, progress, on_block)
     manifest.finish()
     return target
