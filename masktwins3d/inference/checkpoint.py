@@ -80,6 +80,25 @@ def check_voxel_size_3d(checkpoint: str | Path, volume, dims: int, resample: str
     print(f"note: {what}; predicting as it is", file=sys.stderr, flush=True)
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu; a cuda device torch cannot see is one line."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} but this torch sees no CUDA device ({torch.__version__}); use --device cpu or auto")
+    return device
+
+
+def check_patch(patch_size, dims: int) -> tuple[int, ...]:
+    """The prediction window (default :data:`DEFAULT_PATCH`), ``dims`` multiples of 16, or one line."""
+    if patch_size is None:
+        return DEFAULT_PATCH[dims]
+    if len(patch_size) != dims or any(p % 16 for p in patch_size):
+        example = ",".join(map(str, DEFAULT_PATCH[dims]))
+        raise UserError(f"--patch {','.join(map(str, patch_size))} must be {dims} multiples of 16 for this {dims}D model, e.g. {example}")
+    return tuple(patch_size)
+
+
 def predict_with_checkpoint(
     checkpoint: str | Path,
     input_spec,
@@ -152,10 +171,7 @@ def predict_with_checkpoint(
         raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
     parse_amp(amp, "--amp")
     ref = CheckpointModel.of(checkpoint, weights)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} but this torch sees no CUDA device ({torch.__version__}); use --device cpu or auto")
+    device = resolve_device(device)
     model = ref.load(device)
     volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
     input_name = volume.path
@@ -163,11 +179,7 @@ def predict_with_checkpoint(
     refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
                    {"--input": input_name, "--checkpoint": checkpoint})
     dims = getattr(model, "spatial_dims", 2)
-    if patch_size is None:
-        patch_size = DEFAULT_PATCH[dims]
-    if len(patch_size) != dims or any(p % 16 for p in patch_size):
-        example = ",".join(map(str, DEFAULT_PATCH[dims]))
-        raise UserError(f"--patch {','.join(map(str, patch_size))} must be {dims} multiples of 16 for this {dims}D model, e.g. {example}")
+    patch_size = check_patch(patch_size, dims)
     check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, model.head_kind)
     block_layout(dims, volume.shape[-3:], block_shape)
     if resample not in ("auto", "never"):
@@ -175,37 +187,19 @@ def predict_with_checkpoint(
     check_voxel_size_3d(checkpoint, volume, dims, resample)
     factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
 
+    common = dict(patch_size=tuple(patch_size), overlap=overlap, blend=blend, batch_size=batch_size, tta=tta, device=device,
+                  activation=model.head_kind, out_dtype=out_dtype, block_shape=block_shape, scheduler=scheduler, threads=threads,
+                  amp=amp, progress=progress, on_block=on_block)
+
     def predict(dst: Path, resume: bool) -> Volume:
-        if factors is not None:
-            if resume:
-                raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
-            return _predict_resampled(volume, dst, factors, progress, lambda vol, dst: predict_blockwise(
-                ref, vol, dst, preprocess=volume_normalizer(vol), patch_size=tuple(patch_size), overlap=overlap, blend=blend,
-                batch_size=batch_size, tta=tta, device=device, activation=model.head_kind, out_dtype=out_dtype,
-                block_shape=block_shape, scheduler=scheduler, threads=threads, resume=False, overwrite=True, amp=amp,
-                progress=progress, identity={"input": input_name, "zoom": list(factors)}, on_block=on_block))
-        normalizer = volume_normalizer(volume)
-        return predict_blockwise(
-            ref, volume, dst,
-            preprocess=normalizer,
-            patch_size=tuple(patch_size),
-            overlap=overlap,
-            blend=blend,
-            batch_size=batch_size,
-            tta=tta,
-            device=device,
-            activation=model.head_kind,
-            out_dtype=out_dtype,
-            block_shape=block_shape,
-            scheduler=scheduler,
-            threads=threads,
-            resume=resume,
-            overwrite=False,
-            progress=progress,
-            identity={"input": input_name},
-            on_block=on_block,
-            amp=amp,
-        )
+        if factors is None:
+            return predict_blockwise(ref, volume, dst, preprocess=volume_normalizer(volume), resume=resume, overwrite=False,
+                                     identity={"input": input_name}, **common)
+        if resume:
+            raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
+        return _predict_resampled(volume, dst, factors, progress, lambda vol, where: predict_blockwise(
+            ref, vol, where, preprocess=volume_normalizer(vol), resume=False, overwrite=True,
+            identity={"input": input_name, "zoom": list(factors)}, **common))
 
     if overwrite and out.exists():
         from ..io.zarr_io import is_zarr_node
