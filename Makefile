@@ -2,6 +2,7 @@
 #   make demo   adapt, predict, evaluate on the embedded synthetic EM volumes and print the table
 #   make test   the whole test suite (napari tests included, in a real Qt under Xvfb)
 #   make screenshot   the README's picture of the Evaluate view (after make demo, or on its own)
+#   make docs   the documentation site into site/ (make test builds it too)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
