@@ -195,14 +195,19 @@ def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = writable_sibling(path, "partial")
     try:
         yield tmp
+        move_into_place(tmp, path)
     except BaseException:
         remove_path(tmp)
         raise
-    aside = set_aside(path)
+
+
+def move_into_place(src: str | Path, dst: str | Path) -> None:
+    """Rename the complete ``src`` to ``dst``: an existing ``dst`` is set aside first, put back if
+    the rename fails, and deleted only once ``src`` is in place."""
+    aside = set_aside(dst)
     try:
-        os.replace(tmp, path)
+        os.replace(src, dst)
     except BaseException:
-        remove_path(tmp)
-        put_back(path, aside)
+        put_back(dst, aside)
         raise
     discard(aside)

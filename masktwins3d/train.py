@@ -426,19 +426,21 @@ def warm_start(run: RunConfig, model: torch.nn.Module, method, resume: bool):
     return init_info
 
 
-def rng_closures(s_rng: np.random.Generator, t_rng: np.random.Generator, mask_gen: torch.Generator, fetch: Prefetcher | None = None):
-    """``(sampler_state, set_sampler_state)`` of the two crop generators, or, given the prefetcher,
-    ``(rng_state, set_rng_state)`` of everything random in a step (checkpointed for a bit-exact resume)."""
-    if fetch is None:
-        def sampler_state() -> dict:
-            return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
+def sampler_state_fns(s_rng: np.random.Generator, t_rng: np.random.Generator):
+    """``(get, set)`` of the two crop generators' states (the prefetcher checkpoints them)."""
+    def sampler_state() -> dict:
+        return {"source": json.dumps(s_rng.bit_generator.state), "target": json.dumps(t_rng.bit_generator.state)}
 
-        def set_sampler_state(state: dict) -> None:
-            s_rng.bit_generator.state = json.loads(state["source"])
-            t_rng.bit_generator.state = json.loads(state["target"])
+    def set_sampler_state(state: dict) -> None:
+        s_rng.bit_generator.state = json.loads(state["source"])
+        t_rng.bit_generator.state = json.loads(state["target"])
 
-        return sampler_state, set_sampler_state
+    return sampler_state, set_sampler_state
 
+
+def rng_state_fns(mask_gen: torch.Generator, fetch: Prefetcher):
+    """``(get, set)`` of everything random in a step: torch's, the masks' and the samplers'
+    generators (checkpointed for a bit-exact resume)."""
     def rng_state() -> dict:
         return {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(), **fetch.state()}
 
@@ -487,8 +489,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     check_out_dir(out_dir, overwrite, resume)  # on every rank, before any rank changes the folder
     distributed.barrier(env)
     batches = DomainBatches(labelled, target, run.data.batch_size, env.device, float_labels=run.model.head == "sigmoid", memory_format=fmt)
-    fetch = Prefetcher(batches.draw, *rng_closures(s_rng, t_rng, mask_gen), batches.to_device, enabled=run.data.prefetch)
-    rng_state, set_rng_state = rng_closures(s_rng, t_rng, mask_gen, fetch)
+    fetch = Prefetcher(batches.draw, *sampler_state_fns(s_rng, t_rng), batches.to_device, enabled=run.data.prefetch)
+    rng_state, set_rng_state = rng_state_fns(mask_gen, fetch)
     trainer = Trainer(
         method=method, optimizer=optimizer, scheduler=scheduler, next_batch=fetch, out_dir=out_dir,
         iterations=run.optim.iterations, checkpoint_every=run.train.checkpoint_every, log_every=run.train.log_every,

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..atomic import discard, put_back, set_aside
+from ..atomic import move_into_place
 from ..errors import UserError
 from .architecture import CALLABLE
 from .compat import patch_bioimageio_spec
@@ -334,13 +334,7 @@ def _package(descr, out: Path, overwrite: bool) -> None:
             save_bioimageio_package(descr, output_path=Path(tmp))
         if out.exists() and not overwrite:
             raise UserError(f"{out} exists; pass --overwrite to replace it or choose another --out")
-        aside = set_aside(out) if out.exists() else None
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            put_back(out, aside)
-            raise
-        discard(aside)
+        move_into_place(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

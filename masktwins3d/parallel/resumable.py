@@ -15,12 +15,11 @@ The one discipline for every blockwise verb (``predict``, ``postprocess mito``,
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..atomic import discard, put_back, remove_path, set_aside, writable_sibling
+from ..atomic import move_into_place, remove_path, writable_sibling
 from ..errors import UserError
 from .manifest import MANIFEST_NAME, read_manifest
 
@@ -34,16 +33,13 @@ def partial_path(out: str | Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def manifest_progress(folder: Path, count_only: bool = False):
-    """``"N of M blocks done"`` from the manifest in ``folder`` (or the count N alone; 0 without one)."""
+def manifest_progress(folder: Path) -> tuple[int, int | None]:
+    """``(finished blocks, total)`` from the manifest in ``folder``; ``(0, None)`` without a readable one."""
     try:
         manifest = read_manifest(Path(folder) / MANIFEST_NAME)
-        done, total = len(manifest["done"]), manifest["total"]
+        return len(manifest["done"]), manifest["total"]
     except (OSError, ValueError, KeyError, TypeError):
-        done, total = 0, None
-    if count_only:
-        return done
-    return f"{done} of {total} blocks done" if total is not None else "no readable manifest"
+        return 0, None
 
 
 def run_staged(
@@ -76,7 +72,9 @@ def run_staged(
         return run(out, True)  # ``out`` itself (finished, or unfinished from an earlier version): ``run`` checks its manifest
     if stage.exists() and not resume:
         if not overwrite:
-            raise UserError(f"an interrupted {what} into {out} is at {stage} ({manifest_progress(stage)}); "
+            done, total = manifest_progress(stage)
+            progress = f"{done} of {total} blocks done" if total is not None else "no readable manifest"
+            raise UserError(f"an interrupted {what} into {out} is at {stage} ({progress}); "
                             "pass --resume to finish it or --overwrite to start again")
         remove_path(stage)  # our own unfinished stage, not the user's output: that stays until the new one is complete
     resuming = resume and stage.exists()
@@ -84,7 +82,7 @@ def run_staged(
         result = run(stage, resuming)
     except BaseException:
         if stage.exists():
-            if manifest_progress(stage, count_only=True):
+            if manifest_progress(stage)[0]:
                 print(f"note: the finished blocks are kept in {stage}; rerun with --resume to finish {out}", file=sys.stderr, flush=True)
             else:
                 remove_path(stage)  # nothing finished: nothing to resume, nothing left behind
@@ -92,11 +90,5 @@ def run_staged(
     if not rename:
         remove_path(stage)
         return result
-    aside = set_aside(out)  # the earlier output goes only now that its replacement is complete
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        put_back(out, aside)
-        raise
-    discard(aside)
+    move_into_place(stage, out)  # the earlier output goes only now that its replacement is complete
     return result

@@ -248,11 +248,13 @@ def label_blocks(
     found: list[dict[tuple[int, ...], BlockComponents]] = [{} for _ in task.channels]
     todo = list(blocks)
     if manifest is not None:
-        todo = [b for b in blocks if not manifest.is_done(f"label:{b.id}")]
+        todo = []
         for b in blocks:
-            if manifest.is_done(f"label:{b.id}"):
-                for store, comps in zip(found, load_pieces(pieces_dir / f"{b.id}.npz", len(task.channels))):
-                    store[b.index] = comps
+            if not manifest.is_done(f"label:{b.id}"):
+                todo.append(b)
+                continue
+            for store, comps in zip(found, load_pieces(pieces_dir / f"{b.id}.npz", len(task.channels))):
+                store[b.index] = comps
         if progress or len(todo) < len(blocks):
             print(f"{desc}: {len(todo)} of {len(blocks)} blocks to label ({len(blocks) - len(todo)} already done)", file=sys.stderr, flush=True)
 
