@@ -26,6 +26,9 @@ ZARR_SUFFIX = ".zarr"
 MAX_LISTED = 12
 """How many keys a message lists at most."""
 
+FAST_WRITE_CODEC = ("lz4", 5)
+"""Blosc codec and level of a ``fast_write`` volume (the default is zstd level 3)."""
+
 
 def is_zarr_node(path: Path) -> bool:
     """Whether ``path`` is a zarr v2 or v3 array or group folder."""
@@ -161,6 +164,7 @@ def create_volume(
     overwrite: bool = False,
     fill_value=0,
     name: str | None = None,
+    fast_write: bool = False,
 ) -> Volume:
     """Create a writable OME-Zarr 0.5 (zarr v3) volume and return it open in mode "r+"; a
     ``precomputed://PATH`` spec creates a Neuroglancer precomputed volume instead
@@ -185,6 +189,10 @@ def create_volume(
         fill_value: value of never-written voxels (default 0).
         name: the image name in the OME metadata (default: the last part of ``path``; a staged
             output passes its final name).
+        fast_write: blosc-lz4 instead of blosc-zstd and chunk keys ``c.z.y.x`` in the array's
+            folder instead of nested folders (default False): about 3x faster to write, files
+            about twice as large; still zarr v3 / OME-Zarr 0.5 that any reader opens. For label
+            volumes, which compress well with any codec (zarr only).
     """
     spec = str(path)
     try:
@@ -223,14 +231,16 @@ def create_volume(
         shutil.rmtree(path)
     group = _make_group(root, key, spec)
     group.attrs.update(ome_attributes(axes, voxel_size, offset, name=name or path.name))
+    cname, clevel = FAST_WRITE_CODEC if fast_write else ("zstd", 3)
     group.create_array(
         "0",
         shape=shape,
         dtype=dtype,
         chunks=chunks,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle" if dtype.itemsize == 1 else "shuffle"),
+        compressors=BloscCodec(cname=cname, clevel=clevel, shuffle="bitshuffle" if dtype.itemsize == 1 else "shuffle"),
         fill_value=fill_value,
         dimension_names=tuple(axes),
+        chunk_key_encoding={"name": "default", "separator": "." if fast_write else "/"},
     )
     return reopen_zarr(path, spec, "r+")
 

@@ -61,6 +61,9 @@ WHOLE_VOLUME_VOXELS = 2**28
 ``postprocess mito`` (without a scheduler) labels the whole volume in one pass at or below it
 (~2.4 GB of working memory for a float32 map: the channel, its mask or codes and cc3d labels)."""
 
+SLAB_VOXELS = 2**22
+"""A whole-volume read goes slab by slab of at least this many voxels (whole chunks along z)."""
+
 
 # ---- inputs -------------------------------------------------------------------------------------
 
@@ -88,6 +91,28 @@ class Source(NamedTuple):
         """The ZYX block ``roi`` (array indices) of ``channel`` (None for a ZYX array)."""
         index = roi.to_slices()
         return np.asarray(self.array[((channel,) + index) if channel is not None else index])
+
+
+def slab_depth(source: Source, target: int = SLAB_VOXELS) -> int:
+    """Sections per slab of a whole-volume read: the fewest whole z chunks of the array (one
+    section where it has no chunks) holding at least ``target`` voxels, at most the volume's depth."""
+    z, y, x = source.shape
+    chunks = getattr(source.array, "chunks", None)
+    step = int(chunks[-3]) if chunks else 1
+    return min(z, step * max(1, -(-int(target) // (step * y * x))))
+
+
+def read_mask(source: Source, channel: int | None, rule: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The boolean mask ``rule(probabilities)`` of the whole volume, read slab by slab
+    (:func:`slab_depth`) and thresholded as each slab arrives: the float volume is never held
+    whole (a quarter of the memory for float32, and each slab is thresholded while in cache)."""
+    z, y, x = source.shape
+    mask = np.empty(source.shape, bool)
+    depth = slab_depth(source)
+    for z0 in range(0, z, depth):
+        roi = Roi((z0, 0, 0), (min(depth, z - z0), y, x))
+        mask[roi.to_slices()] = rule(source.read(channel, roi))
+    return mask
 
 
 def open_source(prob: Any) -> Source:
@@ -416,7 +441,8 @@ def blockwise_instances(
     where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
     rule = partial(mito.probability_to_mask, threshold=threshold, where=where)
     chunks = output_chunks(block, source.shape)
-    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=chunks, name=out.name)
+    # labels compress well with any codec: the fast-to-write one (blosc-lz4, flat chunk keys)
+    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=chunks, name=out.name, fast_write=True)
     settings = {"job": "mito instances", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
                 "channel": ch, "threshold": threshold, "connectivity": connectivity, "min_size": min_size, "block": list(block)}
 
@@ -424,9 +450,9 @@ def blockwise_instances(
         # the labels are written beside ``out`` and moved into place only when complete: a bad
         # probability found in block 7 leaves an earlier ``out`` as it was
         if whole:
-            labels = mito.mask_to_instances(rule(source.read(ch, Roi((0, 0, 0), source.shape))), connectivity, min_size)
+            labels, count = mito.counted_instances(read_mask(source, ch, rule), connectivity, min_size)
             create_volume(stage, source.shape, dtype, **geometry)[...] = labels
-            return int(labels.max()) if labels.size else 0  # labels are 1..K
+            return count
         target = open_volume(str(stage), mode="r+") if resuming else create_volume(stage, source.shape, dtype, **geometry)
         manifest = job_manifest(stage, resuming, settings, 2 * len(blocks), fix=f"pass --overwrite to start {out} again")
         with scheduler_session(sched) as session:

@@ -86,13 +86,16 @@ def probability_to_mask(prob: np.ndarray, threshold: float = THRESHOLD, where: s
     return prob >= cut
 
 
-def connected_components(mask: np.ndarray, connectivity: int = CONNECTIVITY, out_dtype: np.dtype | None = None) -> np.ndarray:
+def connected_components(
+    mask: np.ndarray, connectivity: int = CONNECTIVITY, out_dtype: np.dtype | None = None, return_count: bool = False
+) -> np.ndarray | tuple[np.ndarray, int]:
     """cc3d labels of a 3D mask, numbered in raster order of first voxels.
 
     Args:
         mask: boolean (or 0/1) ZYX array.
         connectivity: 6, 18 or 26 (default 26).
         out_dtype: uint16, uint32 or uint64 labels (default: the integer dtype cc3d picks).
+        return_count: also return the number of components (``(labels, N)``; default False).
     """
     import cc3d
 
@@ -100,7 +103,7 @@ def connected_components(mask: np.ndarray, connectivity: int = CONNECTIVITY, out
     # a contiguous boolean mask is read as its bytes (no uint8 copy of the volume)
     mask = mask.view(np.uint8) if mask.dtype == np.bool_ and mask.flags.c_contiguous else np.ascontiguousarray(mask, dtype=np.uint8)
     kwargs = {} if out_dtype is None else {"out_dtype": np.dtype(out_dtype)}
-    return cc3d.connected_components(mask, connectivity=check_connectivity(connectivity), **kwargs)
+    return cc3d.connected_components(mask, connectivity=check_connectivity(connectivity), return_N=return_count, **kwargs)
 
 
 def mask_to_instances(mask: np.ndarray, connectivity: int = CONNECTIVITY, min_size: int = 1) -> np.ndarray:
@@ -115,20 +118,26 @@ def mask_to_instances(mask: np.ndarray, connectivity: int = CONNECTIVITY, min_si
         :func:`label_dtype` array of the mask's shape; labels 1..K in raster order of each
         instance's first voxel, 0 background.
     """
+    return counted_instances(mask, connectivity, min_size)[0]
+
+
+def counted_instances(mask: np.ndarray, connectivity: int = CONNECTIVITY, min_size: int = 1) -> tuple[np.ndarray, int]:
+    """``(labels, K)``: :func:`mask_to_instances` and its number of instances (no pass over the labels to count them)."""
     mask = np.asarray(mask)
     if mask.ndim != 3:
         raise UserError(f"mask of shape {mask.shape} is not ZYX; give a 3D volume")
     min_size = check_min_size(min_size)
     dtype = label_dtype(mask.size)
-    labels = connected_components(mask, connectivity, dtype)
+    labels, count = connected_components(mask, connectivity, dtype, return_count=True)
     if min_size > 1:
         counts = np.bincount(labels.ravel())
         keep = counts >= min_size
         keep[0] = False
         table = np.zeros(len(counts), dtype)
-        table[keep] = np.arange(1, int(keep.sum()) + 1, dtype=dtype)
-        return table[labels]
-    return labels.astype(dtype, copy=False)
+        count = int(keep.sum())
+        table[keep] = np.arange(1, count + 1, dtype=dtype)
+        return table[labels], count
+    return labels.astype(dtype, copy=False), int(count)
 
 
 def probability_to_instances(
