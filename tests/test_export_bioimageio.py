@@ -1,8 +1,13 @@
 """`masktwins3d export bioimageio`: packages for a 2D softmax mito and a 3D sigmoid synapse model
-pass bioimageio.core's test_model offline; bad inputs are one line, exit 2, nothing written."""
+pass the stand-alone `bioimageio test` command (bioimageio.core's CLI, in a subprocess) and
+`export --test` offline; bad inputs are one line, exit 2, nothing written."""
 
+import json
 import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,14 +46,33 @@ def rdf(path):
         return yaml.safe_load(z.read("rdf.yaml")), set(z.namelist())
 
 
+def bioimageio_cli_test(package, work):
+    """Run ``bioimageio test PACKAGE`` (the console script beside this Python) offline; return its JSON summary."""
+    cli = Path(sys.executable).with_name("bioimageio")
+    summary = work / "summary.json"
+    env = {**os.environ, "BIOIMAGEIO_PERFORM_IO_CHECKS": "false", "BIOIMAGEIO_CACHE_PATH": str(work / "cache")}
+    proc = subprocess.run([str(cli), "test", str(package), "--summary", str(summary)], env=env, cwd=work,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(summary.read_text())
+
+
 @pytest.mark.parametrize("track", ["mito", "synapse"])
-def test_export_passes_bioimageio_test(capsys, tmp_path, track, request):
+def test_export_passes_bioimageio_test(capsys, tmp_path, tmp_path_factory, track, request):
     ckpt = request.getfixturevalue(f"{track}_checkpoint")
     out = tmp_path / f"{track}.zip"
-    code, stdout, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", ckpt, "--out", out, "--test")
+    in_process = ["--test"] if track == "mito" else []  # export --test (bioimageio.core's test_model) once
+    code, stdout, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", ckpt, "--out", out, *in_process)
     assert code == 0, err
-    assert "bioimage.io package" in stdout and "bioimageio test: passed" in stdout and out.is_file()
+    assert "bioimage.io package" in stdout and out.is_file()
+    assert ("bioimageio test: passed" in stdout) == bool(in_process)
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # nothing staged left beside it
+    summary = bioimageio_cli_test(out, tmp_path_factory.mktemp(f"{track}_cli"))
+    assert summary["status"] == "passed"
+    checks = [d["name"] for d in summary["details"] if d["status"] == "passed"]
+    for weights in ("pytorch_state_dict", "torchscript"):
+        assert f"Reproduce test outputs from test inputs ({weights})" in checks
+        assert sum(f"Run {weights} inference" in c for c in checks) == 6  # batch 1, 2 x sizes 32 + 16 n, n = 0..2
     descr, files = rdf(out)
     assert {"weights.pt", "weights_torchscript.pt", "masktwins3d_net.py", "test_input.npy", "test_output.npy", "README.md"} <= files
     assert set(descr["weights"]) == {"pytorch_state_dict", "torchscript"}
@@ -87,6 +111,17 @@ def test_bad_export_inputs_write_nothing(capsys, tmp_path, mito_checkpoint):
     assert code == 0, err
     assert zipfile.is_zipfile(tmp_path / "m.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip", "notes.txt"]
+
+
+def test_spec_that_cannot_serialise_is_one_line(capsys, tmp_path, mito_checkpoint, monkeypatch):
+    import importlib.metadata
+
+    pins = {"bioimageio.spec": "0.5.12.0", "pydantic": "2.12.0"}  # the pair that fails inside bioimageio.spec
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: pins.get(name) or real(name))
+    code, _, err = run_cli(capsys, "export", "bioimageio", "--checkpoint", mito_checkpoint, "--out", tmp_path / "m.zip")
+    assert_user_error(code, err, "pydantic 2.12.0", "constraints.txt")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("verb", [["export"], ["export", "bioimageio"], ["view"]])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -37,7 +38,6 @@ from .. import __version__
 from ..atomic import move_into_place
 from ..errors import UserError
 from .architecture import CALLABLE
-from .compat import patch_bioimageio_spec
 from .provenance import citations, nm, readme, run_config, training_summary
 from .weights import ARCHITECTURE_FILE, STATE_DICT_FILE, TORCHSCRIPT_FILE, write_weights
 
@@ -109,6 +109,7 @@ def export_bioimageio(
         raise UserError(f"{out} exists; pass --overwrite to replace it or choose another --out")
     if out.is_dir():
         raise UserError(f"{out} is a folder; give a .zip file path for --out")
+    require_working_spec()
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, weights)
     cfg = dict(state["model_config"])
@@ -170,7 +171,7 @@ def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[
         one line per failed check (empty: every check passed).
     """
     os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
-    patch_bioimageio_spec()
+    require_working_spec()
     from bioimageio.core import test_model
     from bioimageio.spec import ValidationContext
 
@@ -181,6 +182,27 @@ def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[
     if summary.status != "passed" and not failed:
         failed = [f"bioimageio test: {summary.status}"]
     return failed
+
+
+def require_working_spec() -> None:
+    """Refuse, in one line, a bioimageio.spec that cannot serialise under the installed pydantic.
+
+    bioimageio.core 0.11.0 (the newest) pins bioimageio.spec 0.5.12.0, whose wrap serializers call
+    ``handler(value, info)``; pydantic 2.12 and later read that second argument as an index key
+    (``'index_key' is expected to be an integer or a string``), so no description can be saved or
+    tested. constraints.txt pins pydantic 2.10.6 (npe2, for napari, excludes 2.11).
+    """
+    from importlib.metadata import version
+
+    spec, pydantic = version("bioimageio.spec"), version("pydantic")
+    if _release(spec) < (0, 5, 14) and _release(pydantic) >= (2, 12):
+        raise UserError(f"bioimageio.spec {spec} cannot write packages under pydantic {pydantic}; "
+                        "install the project's pins: pip install -c constraints.txt pydantic pydantic-core (2.10.6, 2.27.2)")
+
+
+def _release(text: str) -> tuple[int, ...]:
+    """The leading numbers of a version string: "2.10.6" -> (2, 10, 6), "0.5.12.0" -> (0, 5, 12, 0)."""
+    return tuple(int(n) for n in re.match(r"\d+(?:\.\d+)*", text).group().split("."))
 
 
 def _open_input(input_spec, run: dict, checkpoint) -> Any:
@@ -226,7 +248,6 @@ def _describe(work: Path, plan: Plan):
     from bioimageio.spec import ValidationContext
     from bioimageio.spec.model import v0_5 as bio
 
-    patch_bioimageio_spec()
     cfg, volume, norm, dims = plan.model_config, plan.volume, plan.norm, plan.dims
     head = cfg.get("head", "softmax")
     channels = _channel_names(cfg)
