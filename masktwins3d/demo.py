@@ -20,13 +20,12 @@ scores. Both land in ``report.json``.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write, atomic_write_json
+from .atomic import atomic_write, atomic_write_json, discard, restore_on_error, set_aside
 from .errors import UserError
 
 METHODS = ("noadapt", "mic", "rmask", "masktwins", "oracle")
@@ -135,6 +134,44 @@ def save_error_figure(path: Path, raw: np.ndarray, gt: np.ndarray, probs: dict[s
     plt.close(fig)
 
 
+def check_demo_args(tracks, methods, synapse_methods, budgets: dict) -> tuple[tuple, tuple, tuple]:
+    """``(tracks, methods, synapse_methods)`` as tuples, or a one-line :class:`UserError` naming the
+    flag; ``budgets``: ``{flag: iterations or None}``, each at least 1 when given."""
+    tracks = tuple(tracks)
+    bad = [t for t in tracks if t not in TRACKS]
+    if bad or not tracks:
+        raise UserError(f"--tracks {bad[0] if bad else '(none)'!r} is unknown; choose from {list(TRACKS)}")
+    chosen = []
+    for flag, names, default in (("--methods", methods, DEMO_METHODS), ("--synapse-methods", synapse_methods, SYNAPSE_METHODS)):
+        names = tuple(names or default)
+        unknown = [m for m in names if m not in METHODS]
+        if unknown:
+            raise UserError(f"{flag} {unknown[0]!r} is unknown; choose from {list(METHODS)}")
+        chosen.append(names)
+    for flag, value in budgets.items():
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value} must be at least 1; leave it out for the config's budget")
+    return tracks, chosen[0], chosen[1]
+
+
+def print_report(report: dict, out_dir: Path) -> None:
+    """The demo's tables, gains and where the report went, as the terminal shows them."""
+    if "mito" in report:
+        m = report["mito"]
+        print(f"\nmitochondria: held-out synthetic target, DA-ISC 2d protocol (%, mean over sections); source model "
+              f"{m['source_iterations']} iterations, then every method {m['adapt_iterations']} more from it")
+        print(format_table(m["methods"], m["train_seconds"]))
+        print_gains(m["methods"], "iou", "IoU points", 100)
+    if "synapse" in report:
+        sy = report["synapse"]
+        print(f"\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels); source model "
+              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from it")
+        print(format_synapse_table(sy["methods"], sy["train_seconds"]))
+        print_gains(sy["methods"], "f1", "F1", 1)
+    figure = f"   errors figure: {out_dir / 'errors.png'}" if "mito" in report else ""
+    print(f"\nreport: {out_dir / 'report.json'}{figure}   total {report['seconds']:.0f} s")
+
+
 def run_demo(
     config: str | Path | None = None,
     data_dir: Path = Path("volumes/demo"),
@@ -167,7 +204,9 @@ def run_demo(
         iterations / synapse_iterations: override the configs' iterations (the source phase).
         adapt_iterations / synapse_adapt_iterations: iterations of the warm-started phase
             (default :data:`ADAPT_ITERATIONS`).
-        overwrite: replace existing volumes and runs (default: refuse).
+        overwrite: replace existing volumes and runs (default: refuse). The earlier ones are set
+            aside, not deleted, until the new demo has finished, and put back if it fails or is
+            interrupted.
         tracks: ``mito``, ``synapse`` or both (default both).
         shapes / synapse_shapes: volume shapes for the generators (default theirs).
         snapshot_every: keep the weights of every run every this many iterations (learning
@@ -176,63 +215,36 @@ def run_demo(
     from .config import load_config
 
     t0 = time.perf_counter()
-    tracks = tuple(tracks)
-    bad = [t for t in tracks if t not in TRACKS]
-    if bad or not tracks:
-        raise UserError(f"--tracks {bad[0] if bad else '(none)'!r} is unknown; choose from {list(TRACKS)}")
-    methods = tuple(methods or DEMO_METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"--methods {unknown[0]!r} is unknown; choose from {list(METHODS)}")
-    synapse_methods = tuple(synapse_methods or SYNAPSE_METHODS)
-    unknown = [m for m in synapse_methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"--synapse-methods {unknown[0]!r} is unknown; choose from {list(METHODS)}")
-    for flag, value in (("--iterations", iterations), ("--synapse-iterations", synapse_iterations),
-                        ("--adapt-iterations", adapt_iterations), ("--synapse-adapt-iterations", synapse_adapt_iterations)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} {value} must be at least 1; leave it out for the config's budget")
+    tracks, methods, synapse_methods = check_demo_args(tracks, methods, synapse_methods, {
+        "--iterations": iterations, "--synapse-iterations": synapse_iterations,
+        "--adapt-iterations": adapt_iterations, "--synapse-adapt-iterations": synapse_adapt_iterations})
     adapt = {"mito": adapt_iterations or ADAPT_ITERATIONS["mito"], "synapse": synapse_adapt_iterations or ADAPT_ITERATIONS["synapse"]}
     config = Path(config) if config else default_config()
     synapse_config = Path(synapse_config) if synapse_config else default_config("synapse_demo.yaml")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"{out_dir} exists; pass --overwrite to replace the demo runs or choose --out")
-    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:
-        raise UserError(f"{data_dir} exists; pass --overwrite to regenerate the demo volumes or choose --data")
+    for folder, what, flag in ((out_dir, "the demo runs", "--out"), (data_dir, "the demo volumes", "--data")):
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise UserError(f"{folder} exists; pass --overwrite to replace {what} or choose {flag}")
     seed_override = [f"train.seed={seed}"]
     if "mito" in tracks:  # validate the configs before long work
         load_config(config, ["method=masktwins", *seed_override] + ([f"optim.iterations={iterations}"] if iterations else []))
     if "synapse" in tracks:
         load_config(synapse_config, ["method=masktwins", *seed_override] + ([f"optim.iterations={synapse_iterations}"] if synapse_iterations else []))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    if data_dir.exists() and overwrite:
-        shutil.rmtree(data_dir)
 
+    # the earlier demo stays whole beside the new one until the new one is complete
+    out_aside, data_aside = set_aside(out_dir), set_aside(data_dir)
     report: dict = {}
-    if "mito" in tracks:
-        report["mito"] = mito_track(config, data_dir, out_dir, methods, seed, iterations, shapes, adapt["mito"], snapshot_every)
-    if "synapse" in tracks:
-        report["synapse"] = synapse_track(synapse_config, data_dir / "synapse", out_dir / "synapse", synapse_methods, seed,
-                                          synapse_iterations, synapse_shapes, adapt["synapse"], snapshot_every)
-    total = time.perf_counter() - t0
-    report["seconds"] = total
-    atomic_write_json(out_dir / "report.json", report)
-    if "mito" in report:
-        m = report["mito"]
-        print(f"\nmitochondria: held-out synthetic target, DA-ISC 2d protocol (%, mean over sections); source model "
-              f"{m['source_iterations']} iterations, then every method {m['adapt_iterations']} more from it")
-        print(format_table(m["methods"], m["train_seconds"]))
-        print_gains(m["methods"], "iou", "IoU points", 100)
-    if "synapse" in report:
-        sy = report["synapse"]
-        print(f"\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels); source model "
-              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from it")
-        print(format_synapse_table(sy["methods"], sy["train_seconds"]))
-        print_gains(sy["methods"], "f1", "F1", 1)
-    figure = f"   errors figure: {out_dir / 'errors.png'}" if "mito" in report else ""
-    print(f"\nreport: {out_dir / 'report.json'}{figure}   total {total:.0f} s")
+    with restore_on_error(out_dir, out_aside), restore_on_error(data_dir, data_aside):
+        if "mito" in tracks:
+            report["mito"] = mito_track(config, data_dir, out_dir, methods, seed, iterations, shapes, adapt["mito"], snapshot_every)
+        if "synapse" in tracks:
+            report["synapse"] = synapse_track(synapse_config, data_dir / "synapse", out_dir / "synapse", synapse_methods, seed,
+                                              synapse_iterations, synapse_shapes, adapt["synapse"], snapshot_every)
+        report["seconds"] = time.perf_counter() - t0
+        atomic_write_json(out_dir / "report.json", report)
+    discard(out_aside)
+    discard(data_aside)
+    print_report(report, out_dir)
     return report
 
 

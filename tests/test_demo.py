@@ -1,6 +1,7 @@
 """The demo end to end at toy scale: both tracks, the report and the figure."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,3 +55,53 @@ def test_demo_rejects_unknown_track_before_work(tmp_path):
     with pytest.raises(UserError, match="--tracks"):
         run_demo(data_dir=tmp_path / "v", out_dir=tmp_path / "r", tracks=["mitochondria"])
     assert not (tmp_path / "v").exists() and not (tmp_path / "r").exists()
+
+
+def _earlier_demo(tmp_path):
+    for name in ("v", "r"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "earlier.txt").write_text(name)
+
+
+def test_demo_overwrite_that_fails_puts_the_earlier_demo_back(tmp_path, monkeypatch):
+    import masktwins3d.demo as demo
+
+    _earlier_demo(tmp_path)
+
+    def broken(config, data_dir, out_dir, *args):
+        (Path(out_dir) / "source").mkdir(parents=True)  # part of a new demo exists when it fails
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "mito_track", broken)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(data_dir=tmp_path / "v", out_dir=tmp_path / "r", tracks=["mito"], overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "v"]  # nothing set aside is left over
+    for name in ("v", "r"):
+        assert [p.name for p in (tmp_path / name).iterdir()] == ["earlier.txt"]
+
+
+def test_demo_overwrite_removes_the_earlier_demo_only_when_complete(tmp_path, monkeypatch):
+    import masktwins3d.demo as demo
+
+    _earlier_demo(tmp_path)
+    seen = []
+
+    def track(config, data_dir, out_dir, *args):
+        seen.append(sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")))  # the earlier ones, set aside
+        Path(out_dir).mkdir(parents=True)
+        Path(data_dir).mkdir(parents=True)
+        return {"methods": {}, "train_seconds": {}, "source_iterations": 1, "adapt_iterations": 1}
+
+    monkeypatch.setattr(demo, "mito_track", track)
+    monkeypatch.setattr(demo, "print_report", lambda report, out_dir: None)
+    run_demo(data_dir=tmp_path / "v", out_dir=tmp_path / "r", tracks=["mito"], overwrite=True)
+    assert len(seen[0]) == 2 and all(".replaced-" in name for name in seen[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "v"]
+    assert not (tmp_path / "r" / "earlier.txt").exists() and (tmp_path / "r" / "report.json").is_file()
+
+
+def test_demo_refuses_an_existing_demo_without_overwrite(tmp_path):
+    _earlier_demo(tmp_path)
+    with pytest.raises(UserError, match="--overwrite"):
+        run_demo(data_dir=tmp_path / "v", out_dir=tmp_path / "r", tracks=["mito"])
+    assert (tmp_path / "r" / "earlier.txt").is_file()
