@@ -185,16 +185,21 @@ def test_package(path: str | Path, devices: tuple[str, ...] = ("cpu",)) -> list[
 
 
 def require_working_spec() -> None:
-    """Refuse, in one line, a bioimageio.spec that cannot serialise under the installed pydantic.
+    """Refuse, in one line, a missing bioimageio.core or a bioimageio.spec that cannot serialise
+    under the installed pydantic.
 
     bioimageio.core 0.11.0 (the newest) pins bioimageio.spec 0.5.12.0, whose wrap serializers call
     ``handler(value, info)``; pydantic 2.12 and later read that second argument as an index key
     (``'index_key' is expected to be an integer or a string``), so no description can be saved or
     tested. constraints.txt pins pydantic 2.10.6 (npe2, for napari, excludes 2.11).
     """
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    spec, pydantic = version("bioimageio.spec"), version("pydantic")
+    try:
+        version("bioimageio.core")
+        spec, pydantic = version("bioimageio.spec"), version("pydantic")
+    except PackageNotFoundError:
+        raise UserError("export bioimageio needs bioimageio.core: pip install -c constraints.txt 'masktwins3d[bioimageio]'") from None
     if _release(spec) < (0, 5, 14) and _release(pydantic) >= (2, 12):
         raise UserError(f"bioimageio.spec {spec} cannot write packages under pydantic {pydantic}; "
                         "install the project's pins: pip install -c constraints.txt pydantic pydantic-core (2.10.6, 2.27.2)")
