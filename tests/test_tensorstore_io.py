@@ -264,6 +264,8 @@ def test_predict_n5_equals_zarr(capsys, tmp_path, mito_run):
     assert_user_error(code, err, "prob", "--overwrite")
     code, _, err = run_cli(capsys, "predict", *args, "--output", f"n5://{tmp_path / 'half.n5' / 'prob'}", "--dtype", "float16")
     assert_user_error(code, err, "float16", "--dtype")
+    code, _, err = run_cli(capsys, "predict", *args, "--output", f"precomputed://{tmp_path / 'half'}", "--dtype", "float16")
+    assert_user_error(code, err, "float16", "--dtype")
     code, _, err = run_cli(capsys, "predict", *args, "--output", "n5://gs://bucket/pred.n5/prob")
     assert_user_error(code, err, "gs://bucket", "local")
     assert {p: p.read_bytes() for p in (tmp_path / "pred.n5").rglob("*") if p.is_file()} == before
