@@ -3,6 +3,8 @@ normaliser), run the blockwise engine (:mod:`.blockwise`)."""
 
 from __future__ import annotations
 
+import functools
+
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,10 +17,10 @@ from ..data.normalize import volume_normalizer
 from ..errors import UserError
 from ..precision import parse_amp
 from ..io import Volume, open_volume
-from ..io.zarr_io import check_dense
+from ..io.zarr_io import check_dense, is_zarr_node
 from ..parallel import check_reachable, parse_scheduler
 from ..parallel.resumable import run_staged
-from .blockwise import block_layout
+from .blockwise import CheckpointModel, block_layout, predict_blockwise
 from .loading import WEIGHTS
 from .region import check_window_settings
 
@@ -99,6 +101,21 @@ def check_patch(patch_size, dims: int) -> tuple[int, ...]:
     return tuple(patch_size)
 
 
+def check_run_flags(out: Path, overwrite: bool, resume: bool, scheduler, weights: str, amp, resample: str) -> None:
+    """The flags of :func:`predict_with_checkpoint` that need no model or input, checked before
+    anything is loaded or written: one-line :class:`UserError` naming the flag otherwise."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    if out.exists() and not (overwrite or resume):
+        raise UserError(f"{out} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
+    check_reachable(parse_scheduler(scheduler))
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
+    parse_amp(amp, "--amp")
+    if resample not in ("auto", "never"):
+        raise UserError(f"--resample {resample!r} is not one of auto, never")
+
+
 def predict_with_checkpoint(
     checkpoint: str | Path,
     input_spec,
@@ -159,17 +176,8 @@ def predict_with_checkpoint(
             :func:`~masktwins3d.io.zarr_io.check_dense`).
         amp: auto (default) | on | off: bf16 autocast (see :mod:`masktwins3d.precision`).
     """
-    from .blockwise import CheckpointModel, predict_blockwise
-
     out = Path(output)
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
-    if out.exists() and not (overwrite or resume):
-        raise UserError(f"{output} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
-    check_reachable(parse_scheduler(scheduler))  # before anything is written
-    if weights not in WEIGHTS:
-        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
-    parse_amp(amp, "--amp")
+    check_run_flags(out, overwrite, resume, scheduler, weights, amp, resample)
     ref = CheckpointModel.of(checkpoint, weights)
     device = resolve_device(device)
     model = ref.load(device)
@@ -178,36 +186,34 @@ def predict_with_checkpoint(
     check_dense(volume, "--input", allow_missing)
     refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
                    {"--input": input_name, "--checkpoint": checkpoint})
+    if overwrite and out.exists() and not is_zarr_node(out):
+        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
     dims = getattr(model, "spatial_dims", 2)
     patch_size = check_patch(patch_size, dims)
     check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, model.head_kind)
     block_layout(dims, volume.shape[-3:], block_shape)
-    if resample not in ("auto", "never"):
-        raise UserError(f"--resample {resample!r} is not one of auto, never")
     check_voxel_size_3d(checkpoint, volume, dims, resample)
     factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
 
+    if resume and factors is not None:
+        raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
     common = dict(patch_size=tuple(patch_size), overlap=overlap, blend=blend, batch_size=batch_size, tta=tta, device=device,
                   activation=model.head_kind, out_dtype=out_dtype, block_shape=block_shape, scheduler=scheduler, threads=threads,
                   amp=amp, progress=progress, on_block=on_block)
-
-    def predict(dst: Path, resume: bool) -> Volume:
-        if factors is None:
-            return predict_blockwise(ref, volume, dst, preprocess=volume_normalizer(volume), resume=resume, overwrite=False,
-                                     identity={"input": input_name}, **common)
-        if resume:
-            raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
-        return _predict_resampled(volume, dst, factors, progress, lambda vol, where: predict_blockwise(
-            ref, vol, where, preprocess=volume_normalizer(vol), resume=False, overwrite=True,
-            identity={"input": input_name, "zoom": list(factors)}, **common))
-
-    if overwrite and out.exists():
-        from ..io.zarr_io import is_zarr_node
-
-        if not is_zarr_node(out):
-            raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+    predict = functools.partial(_predict_into, ref=ref, volume=volume, factors=factors, input_name=input_name, common=common)
     run_staged(out, resume, overwrite, predict, what="prediction")
     return open_volume(out, mode="r+")  # at its final name now
+
+
+def _predict_into(dst: Path, resume: bool, *, ref, volume: Volume, factors, input_name: str, common: dict) -> Volume:
+    """Predict ``volume`` into ``dst`` (the stage :func:`~..parallel.resumable.run_staged` gives),
+    through a resampled copy when ``factors`` is set."""
+    if factors is None:
+        return predict_blockwise(ref, volume, dst, preprocess=volume_normalizer(volume), resume=resume, overwrite=False,
+                                 identity={"input": input_name}, **common)
+    return _predict_resampled(volume, dst, factors, common["progress"], lambda vol, where: predict_blockwise(
+        ref, vol, where, preprocess=volume_normalizer(vol), resume=False, overwrite=True,
+        identity={"input": input_name, "zoom": list(factors)}, **common))
 
 
 def _predict_resampled(volume, out: Path, factors, progress: bool, predict):
