@@ -308,6 +308,26 @@ class _Placer:
         return pts[keep], radii[keep]
 
 
+def _place_decoys(style: SynapseStyle, patch_sd: np.ndarray, placer: "_Placer", centres: np.ndarray, n_patch: int,
+                  rng: np.random.Generator) -> None:
+    """Draw ``n_patch`` decoy membrane thickenings into ``patch_sd`` (in place), on membranes at least
+    0.7 ``style.synapse_spacing`` from every T-bar centre in ``centres``; 20 candidates per patch at most."""
+    vs = np.asarray(style.voxel_size, dtype=np.float64)
+    w = style.membrane_width
+    for _ in range(20 * n_patch):
+        if n_patch <= 0:
+            break
+        site = placer.random_site()
+        if site is None:
+            continue
+        base, n, _ = site
+        if len(centres) and np.min(np.linalg.norm(centres - base, axis=1)) < 0.7 * style.synapse_spacing:
+            continue
+        radius = style.psd_radius * rng.uniform(0.9, 1.6)
+        _draw(patch_sd, vs, base, radius + 3 * w, _disc_sd(n, radius, 2 * style.psd_thickness))
+        n_patch -= 1
+
+
 def place_synapses(
     style: SynapseStyle,
     shape: Sequence[int],
@@ -373,19 +393,7 @@ def place_synapses(
         ves_c.append(c)
         ves_r.append(r)
 
-    n_patch = int(rng.poisson(style.patch_density * volume_um3))
-    for _ in range(20 * n_patch):
-        if n_patch <= 0:
-            break
-        site = placer.random_site()
-        if site is None:
-            continue
-        base, n, _ = site
-        if len(centres) and np.min(np.linalg.norm(centres - base, axis=1)) < 0.7 * style.synapse_spacing:
-            continue
-        radius = style.psd_radius * rng.uniform(0.9, 1.6)
-        _draw(fields.patch_sd, vs, base, radius + 3 * w, _disc_sd(n, radius, 2 * style.psd_thickness))
-        n_patch -= 1
+    _place_decoys(style, fields.patch_sd, placer, centres, int(rng.poisson(style.patch_density * volume_um3)), rng)
 
     fields.pre = np.array(pre, dtype=np.int64).reshape(-1, 3)
     fields.post = np.array(post, dtype=np.int64).reshape(-1, 4)
