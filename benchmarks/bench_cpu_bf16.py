@@ -11,7 +11,9 @@ Measured, fp32 and bf16 interleaved in one loop (a change in machine load hits b
    the engine's blocks) of a random uint8 volume with each demo model: 2D ``--predict-2d``
    (256² windows), 3D ``--predict-3d`` (64³ windows), ``amp=off`` against ``amp=on``; and the
    engine's overhead over the bare model forward on the same windows (the batch shapes the
-   engine ran, context windows included, inputs made in advance) at each precision;
+   engine ran, context windows included, inputs made in advance) at each precision, in
+   wall-clock time and in this process's CPU time (all threads: steadier when other jobs share
+   the cores, and an upper bound of the engine's own work, which its I/O threads may overlap);
 3. **quality**: the demo's mitochondria protocol (``--source-iterations``
    of noadapt from scratch, then ``--adapt-iterations`` of masktwins warm-started from its EMA,
    the demo's seed and data), once with ``train.amp=false`` and predictions in fp32, once with
@@ -61,17 +63,24 @@ def cpu_description() -> str:
     return f"{name}, {len(os.sched_getaffinity(0))} cores; flags: {' '.join(present)}"
 
 
-def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each callable, the callables run in turn ``repeats`` times after ``warmup`` rounds."""
+def interleaved(fns: dict, repeats: int, warmup: int = 1, cpu: dict | None = None) -> dict[str, float]:
+    """Median wall-clock seconds of each callable, the callables run in turn ``repeats`` times after
+    ``warmup`` rounds (every other round in reverse order, so none always follows the same one).
+    With a ``cpu`` dict, the median CPU seconds of this process (all its threads) go there too."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
+    cpus = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            t, c = time.perf_counter(), time.process_time()
+            fns[k]()
             times[k].append(time.perf_counter() - t)
+            cpus[k].append(time.process_time() - c)
+    if cpu is not None:
+        cpu.update({k: statistics.median(v) for k, v in cpus.items()})
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -166,7 +175,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_description()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     has, why = native_bf16("cpu")
     if not has:
         print(f"{why}; bf16 autocast would be emulated there, slower than fp32 (amp=auto keeps fp32): nothing measured")
@@ -189,11 +198,16 @@ def main() -> None:
         tmp = Path(tmp)
         for model_name, shape in (("unet2d", args.predict_2d), ("resunet3d", args.predict_3d)):
             shape = tuple(int(v) for v in shape.split(","))
-            t = interleaved(predict_fns(model_name, shape, tmp, args.threads or None), args.repeats)
+            cpu: dict[str, float] = {}
+            t = interleaved(predict_fns(model_name, shape, tmp, args.threads or None), args.repeats, cpu=cpu)
             predict_ratios.append(t["fp32"] / t["bf16"])
             over = {k: 100 * (t[k] / t[f"{k} bare"] - 1) for k in PRECISIONS}
+            over_cpu = {k: 100 * (cpu[k] / cpu[f"{k} bare"] - 1) for k in PRECISIONS}
             print(f"  {model_name:9s} {'x'.join(map(str, shape)):>16s}                {t['fp32']:9.2f}  {t['bf16']:9.2f}   {predict_ratios[-1]:6.2f}x"
                   f"           {over['fp32']:+5.1f} %, {over['bf16']:+5.1f} %  (bare {t['fp32 bare']:.2f} s, {t['bf16 bare']:.2f} s)")
+            print(f"  {'':9s} CPU time of this process (all threads; steadier than wall-clock on a loaded machine): engine over bare "
+                  f"{over_cpu['fp32']:+5.1f} %, {over_cpu['bf16']:+5.1f} %  (bare {cpu['fp32 bare']:.2f} s, {cpu['bf16 bare']:.2f} s; "
+                  f"engine {cpu['fp32']:.2f} s, {cpu['bf16']:.2f} s)")
 
         change = float("nan")
         if args.quality:
@@ -208,6 +222,7 @@ def main() -> None:
                 ious[amp] = demo_iou(amp, args, data, tmp)
                 print(f"  {'bf16' if amp else 'fp32'}: IoU {100 * ious[amp]:.2f} %  ({time.perf_counter() - t0:.0f} s train + predict)", flush=True)
             change = round(100 * (ious[True] - ious[False]), 1) + 0.0  # + 0.0: no "-0.0"
+    print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     train, predict = geomean(train_ratios), geomean(predict_ratios)
     print(f"bf16/fp32 speed: train {train:.2f}x, predict {predict:.2f}x; demo IoU change {change:.1f} points")
 

@@ -269,9 +269,11 @@ def open_target(out_path: Path, volume, recorded: dict, total: int, channels: in
         if tuple(target.shape) != expected or target.dtype != np.dtype(out_dtype):
             raise UserError(f"{out_path} has shape {target.shape} and dtype {target.dtype}, not {expected} {out_dtype}; {fix}")
         return target, manifest
+    # probabilities barely compress with any codec (blosc-zstd saves 6 % more than lz4 on the
+    # demo's): the fast-to-write one (fast_write: blosc-lz4, flat chunk keys, twice as fast)
     target = create_volume(
         out_path, (channels, *spatial), out_dtype, voxel_size=volume.voxel_size, offset=volume.offset,
-        axes="czyx", chunks=(channels, *chunks), overwrite=overwrite,
+        axes="czyx", chunks=(channels, *chunks), overwrite=overwrite, fast_write=True,
     )
     manifest = Manifest(manifest_path, recorded, total)
     manifest.start()
