@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .atomic import refuse_overlap
 from .errors import UserError
+from .modes import Amp, BlendMode, EmptyRule, EvalMode, MatchMode, OutDtype, Resample, Weights, values
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -380,24 +381,24 @@ def _add_predict(sub) -> None:
     r.add_argument("--output", required=True, help="output zarr path, e.g. runs/x/prob.zarr, or precomputed://PATH (local) to view it in Neuroglancer")
     r.add_argument("--patch", type=_int_tuple, default=None, help="window in voxels, multiples of 16: Y,X for 2D, Z,Y,X for 3D models (default: 256,256 or 64,64,64)")
     r.add_argument("--overlap", default="0.25", help="window overlap fraction in [0, 1): one value, or one per patch axis (Y,X or Z,Y,X) (default: 0.25)")
-    r.add_argument("--blend", choices=["gaussian", "constant", "bump"], default="gaussian", help="weighting of overlapping windows (default: gaussian)")
+    r.add_argument("--blend", choices=values(BlendMode), default="gaussian", help="weighting of overlapping windows (default: gaussian)")
     r.add_argument("--tta", action="store_true", help="flip test-time augmentation: mean over all flips of the spatial axes (4 passes for 2D, 8 for 3D)")
     r.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default: 4)")
     r.add_argument("--block", default=None, help="write region per block, Z,Y,X voxels (default: 4,2048,2048 for 2D, 128,256,256 for 3D models)")
     r.add_argument("--scheduler", default="none", help="none (this process) | local[:N] (dask LocalCluster of N processes) | ADDRESS of a dask scheduler (default: none)")
     r.add_argument("--threads", type=int, default=None, help="torch threads per block worker (default: CPU cores / workers); equal values give bit-identical outputs")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    r.add_argument("--dtype", choices=["float32", "float16", "uint8"], default="float32", help="output dtype (default: float32)")
-    r.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+    r.add_argument("--dtype", choices=values(OutDtype), default="float32", help="output dtype (default: float32)")
+    r.add_argument("--amp", choices=values(Amp), default="auto",
                    help="bf16 autocast: auto (a GPU with bf16, or a CPU with native bf16 units: AMX / AVX512-BF16; fp32 elsewhere) | on | off "
                         "(default: auto; the choice and why are printed)")
     r.add_argument("--resume", action="store_true", help="finish an interrupted run into --output: skip the blocks its manifest lists (same settings required)")
     r.add_argument("--allow-missing", action="store_true",
                    help="accept a zarr input with missing chunks (they read as its fill value); default: refuse")
-    r.add_argument("--resample", choices=["auto", "never"], default="auto",
+    r.add_argument("--resample", choices=values(Resample), default="auto",
                    help="auto: a 2D model predicts an input of another known in-plane voxel size (over 5 %% apart) at the voxel size it was trained at, "
                         "and the probabilities come back on the input's grid; never: predict the input as it is (default: auto)")
-    r.add_argument("--weights", choices=["student", "ema"], default="student",
+    r.add_argument("--weights", choices=values(Weights), default="student",
                    help="which weights of the checkpoint predict: the last student iterate (default) or the EMA of the weights")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(func=cmd_predict)
@@ -412,8 +413,8 @@ def _add_evaluate(sub) -> None:
                         description="DA-ISC mitochondria scores: per-section mean (2d, published protocol) or whole volume (3d).")
     m.add_argument("--pred", required=True, help="foreground probability volume (ZYX, or CZYX with one channel)")
     m.add_argument("--gt", required=True, help="binary ground truth volume (0/1, 0/255 or bool)")
-    m.add_argument("--mode", choices=["2d", "3d"], default="2d", help="2d: mean over sections (default); 3d: whole volume")
-    m.add_argument("--empty", choices=["skip", "include"], default="skip", help="sections with empty ground truth (default: skip)")
+    m.add_argument("--mode", choices=values(EvalMode), default="2d", help="2d: mean over sections (default); 3d: whole volume")
+    m.add_argument("--empty", choices=values(EmptyRule), default="skip", help="sections with empty ground truth (default: skip)")
     m.add_argument("--threshold", type=float, default=0.5, help="binarisation threshold (default: 0.5)")
     m.add_argument("--channel", type=int, default=None, help="channel of a multi-channel prediction")
     m.add_argument("--json", required=True, help="output JSON report")
@@ -425,7 +426,7 @@ def _add_evaluate(sub) -> None:
     y.add_argument("--pred", required=True, help="predicted points: WASPSYN .h5 (pre, post) or CSV folder, chunk-local voxels")
     y.add_argument("--gt", required=True, help="ground-truth points: WASPSYN .h5 or CSV folder")
     y.add_argument("--offset", default=None, help="z,y,x subtracted from the GT (default: parsed from a syns_zyx_* GT name, else 0,0,0)")
-    y.add_argument("--mode", choices=["waspsyn", "strict"], default="waspsyn", help="waspsyn: official Hungarian then radius (default); strict: most matches within the radius")
+    y.add_argument("--mode", choices=values(MatchMode), default="waspsyn", help="waspsyn: official Hungarian then radius (default); strict: most matches within the radius")
     y.add_argument("--r-pre", type=float, default=11.0, help="pre match radius in voxels (default: 11)")
     y.add_argument("--r-post", type=float, default=6.5, help="post match radius in voxels (default: 6.5)")
     y.add_argument("--json", required=True, help="output JSON report")
@@ -516,7 +517,7 @@ def _add_export(sub) -> None:
     eb.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `masktwins3d train`")
     eb.add_argument("--out", required=True, help="the package to write, e.g. model.zip")
     eb.add_argument("--input", default=None, help="image volume for the test crop and the normalisation statistics (default: the run's target raw volume)")
-    eb.add_argument("--weights", choices=["student", "ema"], default="student", help="which weights of the checkpoint (default: student, as predict)")
+    eb.add_argument("--weights", choices=values(Weights), default="student", help="which weights of the checkpoint (default: student, as predict)")
     eb.add_argument("--name", default=None, help="model name (default: masktwins3d <track> <method> <network>)")
     eb.add_argument("--author", nargs="+", default=None, help="author names (default: this login name)")
     eb.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default: CC-BY-4.0)")

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 import yaml
 
+from . import modes
 from .errors import UserError
 from .precision import parse_amp
 
@@ -385,25 +386,24 @@ def resolve(run: RunConfig) -> RunConfig:
 
     run = apply_preset(run)
     choices = {
-        "loss.cm_space": (run.loss.cm_space, ("logits", "probs")),
-        "loss.weighting": (run.loss.weighting, ("quality", "per_voxel", "class_quality")),
-        "loss.threshold_rule": (run.loss.threshold_rule, ("fixed", "class_balanced", "prior")),
-        "train.init_weights": (run.train.init_weights, ("ema", "student")),
-        "mask.fill": (run.mask.fill, ("mean", "zero")),
-        "mask.kind": (run.mask.kind, ("complementary", "independent", "single", "none")),
-        "teacher.mode": (run.teacher.mode, ("ours", "official")),
-        "optim.name": (run.optim.name, ("adam", "adamw")),
-        "optim.schedule": (run.optim.schedule, ("poly", "warmup", "constant")),
-        "model.head": (run.model.head, ("softmax", "sigmoid")),
-        "train.device": (run.train.device, ("auto", "cpu", "cuda")),
+        "loss.cm_space": (run.loss.cm_space, modes.CMSpace),
+        "loss.weighting": (run.loss.weighting, modes.Weighting),
+        "loss.threshold_rule": (run.loss.threshold_rule, modes.ThresholdRule),
+        "train.init_weights": (run.train.init_weights, modes.Weights),
+        "mask.fill": (run.mask.fill, modes.MaskFill),
+        "mask.kind": (run.mask.kind, modes.MaskKind),
+        "teacher.mode": (run.teacher.mode, modes.TeacherMode),
+        "optim.name": (run.optim.name, modes.OptimName),
+        "optim.schedule": (run.optim.schedule, modes.Schedule),
+        "model.head": (run.model.head, modes.Head),
+        "train.device": (run.train.device, modes.Device),
+        "data.resample": (run.data.resample, modes.Resample),
     }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise UserError(f"{key}={value!r} is not one of {list(allowed)}; fix the config or pass {key}=<one of them>")
+    for key, (value, enum) in choices.items():
+        if value not in modes.values(enum):
+            raise UserError(f"{key}={value!r} is not one of {list(modes.values(enum))}; fix the config or pass {key}=<one of them>")
     if run.data.batch_size < 1 or run.optim.iterations < 1:
         raise UserError("data.batch_size and optim.iterations must be at least 1; fix the config")
-    if run.data.resample not in ("auto", "never"):
-        raise UserError(f"data.resample={run.data.resample!r} is not one of ['auto', 'never']; fix the config or pass data.resample=auto")
     run.train.amp = {"auto": "auto", "on": "true", "off": "false"}[parse_amp(run.train.amp, "train.amp")]
     if not 0.0 < run.data.min_valid <= 1.0:
         raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")

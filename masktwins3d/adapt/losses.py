@@ -6,33 +6,11 @@ Heads: ``softmax`` (C classes, integer labels) or ``sigmoid`` (one independent c
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-
-
-class Head(str, Enum):
-    SOFTMAX = "softmax"
-    SIGMOID = "sigmoid"
-
-
-class Weighting(str, Enum):
-    QUALITY = "quality"  # DACS: one scalar per batch, fraction of confident voxels
-    PER_VOXEL = "per_voxel"  # ignore voxels below the threshold
-    CLASS_QUALITY = "class_quality"  # each voxel weighted by the confident fraction of its pseudo-class
-
-
-class ThresholdRule(str, Enum):
-    FIXED = "fixed"  # one confidence threshold delta for every class
-    CLASS_BALANCED = "class_balanced"  # CBST: per class min(delta, quantile of its confidences)
-    PRIOR = "prior"  # sigmoid: per channel max(delta, confidence of the top source-fraction of voxels)
-
-
-class CMSpace(str, Enum):
-    LOGITS = "logits"  # official code: mse_loss(logits1, logits2)
-    PROBS = "probs"  # as the paper writes it
+from ..modes import CMSpace, Head, ThresholdRule, Weighting
 
 
 def foreground_fraction(logits: torch.Tensor, head: Head) -> torch.Tensor:

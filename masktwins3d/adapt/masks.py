@@ -7,21 +7,12 @@ on every call from the given ``torch.Generator``.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Sequence
 
 import torch
 
 from ..errors import UserError
-
-
-class MaskKind(str, Enum):
-    """Which target masks a method draws."""
-
-    COMPLEMENTARY = "complementary"  # MaskTwins: views D and 1 - D (or K views that sum to 1)
-    INDEPENDENT = "independent"  # RMask ablation: two independent masks with ratios r and 1 - r
-    SINGLE = "single"  # MIC: one random mask, one masked view
-    NONE = "none"  # no masking: the student sees the whole target crop
+from ..modes import MaskKind
 
 
 def check_grid(spatial: Sequence[int], patch: int) -> tuple[int, ...]:

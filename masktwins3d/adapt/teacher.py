@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import copy
-from enum import Enum
 
 import torch
 import torch.nn as nn
-
-
-class TeacherMode(str, Enum):
-    OURS = "ours"  # average parameters, copy buffers (norm statistics), run in eval mode
-    OFFICIAL = "official"  # average parameters only, teacher left in train mode (official code)
+from ..modes import TeacherMode
 
 
 def ema_alpha(step: int, alpha_max: float = 0.999) -> float:

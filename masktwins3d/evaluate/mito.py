@@ -40,22 +40,9 @@ from ..errors import UserError
 from .binary import ZERO_COUNTS, Counts, binary_counts, scores_from_counts
 from .ranking import TallyAccumulator, average_precision_from_tally, score_tally
 from .sections import LabelSections, ProbabilitySections
+from ..modes import EmptyRule, EvalMode
 
 METRICS = ("iou", "f1", "mcc", "map")
-
-
-class EvalMode(str, Enum):
-    """Where the scores are computed: per z-section then averaged, or over the flattened volume."""
-
-    SECTIONS = "2d"
-    VOLUME = "3d"
-
-
-class EmptyRule(str, Enum):
-    """What 2d mode does with sections whose ground truth is empty."""
-
-    SKIP = "skip"
-    INCLUDE = "include"
 
 
 class EmptySectionWarning(UserWarning):

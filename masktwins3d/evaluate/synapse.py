@@ -47,21 +47,13 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import UserError
 from ..io.points import SynapsePoints, offset_from_gt_name, read_points
+from ..modes import MatchMode, values
 
 R_PRE, R_POST = 11.0, 6.5
 """Official match radii in voxels (88 nm and 52 nm at 8 nm)."""
 
 
-class MatchMode(str, Enum):
-    """How points are matched within a radius."""
-
-    WASPSYN = "waspsyn"
-    """Official: Hungarian on raw distances, then drop pairs beyond the radius."""
-    STRICT = "strict"
-    """Maximum number of within-radius matches (pairs beyond the radius cost a large constant)."""
-
-
-MODES = tuple(m.value for m in MatchMode)
+MODES = values(MatchMode)
 
 
 def _mode(mode: str | MatchMode) -> MatchMode:

@@ -10,9 +10,10 @@ import torch
 from ..adapt.trainer import load_checkpoint
 from ..config import ModelConfig
 from ..errors import UserError
+from ..modes import Weights, values
 from ..models import build_model
 
-WEIGHTS = ("student", "ema")
+WEIGHTS = values(Weights)
 """Which weights of a checkpoint predict: the last student iterate, or the EMA of the weights."""
 
 

@@ -16,13 +16,13 @@ import itertools
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from enum import Enum
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from ..modes import Head
 from .window import BlendMode, sliding_window
 
 _GRAPHS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
@@ -32,11 +32,9 @@ OUT_DTYPES = ("float32", "float16", "uint8")
 """Output dtypes: probabilities as float32/float16, or uint8 = round(p * 255)."""
 
 
-class Activation(str, Enum):
-    """Network head: ``softmax`` (write classes 1..K-1) or ``sigmoid`` (write all K channels)."""
+Activation = Head
+"""The network head decides the written activation: ``softmax`` (classes 1..K-1) or ``sigmoid`` (all K channels)."""
 
-    SOFTMAX = "softmax"
-    SIGMOID = "sigmoid"
 
 
 @dataclass(frozen=True)

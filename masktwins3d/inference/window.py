@@ -10,22 +10,16 @@ any number of spatial axes, so 2D sections and 3D blocks share this code.
 from __future__ import annotations
 
 import itertools
-from enum import Enum
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from ..modes import BlendMode
+
 __all__ = ["BlendMode", "bump_1d", "importance_map", "pad_widths", "sliding_window", "window_slices", "window_starts"]
 
 
-class BlendMode(str, Enum):
-    """How overlapping windows are weighted: ``constant`` (equally), ``gaussian`` (centre first) or
-    ``bump`` (a smooth bump that falls to the floor at the window's edge)."""
-
-    CONSTANT = "constant"
-    GAUSSIAN = "gaussian"
-    BUMP = "bump"
 
 
 def importance_map(
