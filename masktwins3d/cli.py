@@ -93,20 +93,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_precomputed(args: argparse.Namespace, settings: dict):
-    """``predict --output precomputed://PATH``: predict into a hidden zarr beside PATH (the blockwise
-    engine's resumable output), then write it as a precomputed volume, staged, and remove the zarr."""
+    """``predict --output precomputed://PATH`` or ``n5://PATH/dataset``: predict into a hidden zarr
+    beside PATH (the blockwise engine's resumable output), then write it as a precomputed volume or
+    N5 dataset, staged, and remove the zarr."""
     import shutil
     import tempfile
 
     from .atomic import overlaps, spec_path
     from .inference.checkpoint import predict_with_checkpoint
-    from .io.tensorstore_io import PRECOMPUTED, copy_to_precomputed, is_tensorstore_spec, local_path, split_spec
+    from .io.tensorstore_io import copy_to_tensorstore, is_tensorstore_spec, local_output, local_path, split_spec
 
-    scheme, location = split_spec(args.output)
-    path = local_path(location)
-    if scheme != PRECOMPUTED or path is None:
-        raise UserError(f"--output {args.output}: predictions are written to zarr or a local precomputed://PATH; "
-                        "write locally, then upload the folder")
+    path = local_output(args.output, args.dtype)
     source = local_path(split_spec(args.input)[1]) if is_tensorstore_spec(args.input) else spec_path(args.input)
     if source is not None and overlaps(spec_path(path), spec_path(source)):
         raise UserError(f"--output {args.output} overlaps the input {args.input}; writing it would destroy the input: choose another path")
@@ -118,7 +115,7 @@ def _predict_precomputed(args: argparse.Namespace, settings: dict):
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.predict-", dir=path.parent))
     try:
         prob = predict_with_checkpoint(output=work / "prob.zarr", overwrite=False, resume=False, **settings)
-        return copy_to_precomputed(prob, args.output, overwrite=args.overwrite).path
+        return copy_to_tensorstore(prob, args.output, overwrite=args.overwrite).path
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

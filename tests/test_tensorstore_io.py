@@ -2,7 +2,6 @@
 open_volume (geometry carried, X,Y,Z read as Z,Y,X), written by create_volume and predict,
 read by evaluate and the napari reader; bad inputs are one line, exit 2, nothing written."""
 
-import inspect
 import json
 import pickle
 import socket
@@ -12,7 +11,6 @@ import pytest
 
 from masktwins3d.config import load_config
 from masktwins3d.errors import UserError
-from masktwins3d import cli
 from masktwins3d.io import create_volume, open_volume
 from masktwins3d.io import tensorstore_io
 from masktwins3d.io.tensorstore_io import copy_to_tensorstore, create_tensorstore
@@ -233,11 +231,6 @@ def test_predict_bad_tensorstore_inputs_write_nothing(capsys, tmp_path, mito_run
     assert open_volume(f"precomputed://{tmp_path / 'o'}").voxel_size == (40.0, 4.0, 4.0)
 
 
-CLI_WRITES_N5 = "copy_to_tensorstore" in inspect.getsource(cli)
-needs_n5_cli = pytest.mark.skipif(not CLI_WRITES_N5, reason="masktwins3d.cli does not yet hand n5:// outputs to copy_to_tensorstore")
-
-
-@needs_n5_cli
 def test_predict_n5_equals_zarr(capsys, tmp_path, mito_run):
     ckpt, pair, _ = mito_run
     raw = open_volume(pair["target"][0])

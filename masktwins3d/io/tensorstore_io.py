@@ -561,9 +561,6 @@ def copy_to_tensorstore(source: Volume, spec: str, *, overwrite: bool = False, b
     return reopen_tensorstore(spec)
 
 
-copy_to_precomputed = copy_to_tensorstore
-"""The earlier name (``masktwins3d.cli`` imports it until it imports :func:`copy_to_tensorstore`)."""
-
 
 def reopen_tensorstore(spec: str) -> Volume:
     """A precomputed volume or N5 dataset opened read only, that can be reopened and pickled the

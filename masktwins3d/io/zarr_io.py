@@ -167,8 +167,8 @@ def create_volume(
     fast_write: bool = False,
 ) -> Volume:
     """Create a writable OME-Zarr 0.5 (zarr v3) volume and return it open in mode "r+"; a
-    ``precomputed://PATH`` spec creates a Neuroglancer precomputed volume instead
-    (:func:`~.tensorstore_io.create_precomputed`, the same geometry, ``chunks`` as given).
+    ``precomputed://PATH`` or ``n5://PATH/dataset`` spec creates a Neuroglancer precomputed volume or an
+    N5 dataset instead (:func:`~.tensorstore_io.create_tensorstore`, the same geometry, ``chunks`` as given).
 
     ``path`` becomes an OME-Zarr group holding one full-resolution array ``0`` (zarr v3,
     blosc-zstd compressed, ``dimension_names`` set) and multiscales metadata with axes in nanometer,
@@ -211,16 +211,11 @@ def create_volume(
     chunks = tuple(int(c) for c in chunks) if chunks is not None else default_chunks(shape, axes)
     if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
         raise UserError(f"{spec}: chunks {chunks} must be {len(shape)} positive sizes for shape {shape}")
-    from .tensorstore_io import PRECOMPUTED, create_precomputed, is_tensorstore_spec, split_spec
+    from .tensorstore_io import create_tensorstore, is_tensorstore_spec
 
     if is_tensorstore_spec(spec):
-        scheme, location = split_spec(spec)
-        if scheme != PRECOMPUTED:
-            raise UserError(f"{spec}: outputs are written as zarr or precomputed://; N5 is read only here")
-        if fill_value not in (0, None):
-            raise UserError(f"{spec}: precomputed volumes read unwritten voxels as 0; fill value {fill_value!r} cannot be kept")
-        return create_precomputed(location, spec, shape, dtype, voxel_size=voxel_size, offset=offset, axes=axes,
-                                  chunks=given_chunks, overwrite=overwrite)
+        return create_tensorstore(spec, shape, dtype, voxel_size=voxel_size, offset=offset, axes=axes, chunks=given_chunks,
+                                  overwrite=overwrite, fill_value=fill_value)
     path = Path(spec)
     root, key = _split_store(path)
     if path.exists():
