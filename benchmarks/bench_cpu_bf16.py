@@ -12,8 +12,9 @@ Measured, fp32 and bf16 interleaved in one loop (a change in machine load hits b
    (256² windows), 3D ``--predict-3d`` (64³ windows), ``amp=off`` against ``amp=on``; and the
    engine's overhead over the bare model forward on the same windows (the batch shapes the
    engine ran, context windows included, inputs made in advance) at each precision, in
-   wall-clock time and in this process's CPU time (all threads: steadier when other jobs share
-   the cores, and an upper bound of the engine's own work, which its I/O threads may overlap);
+   wall-clock time, in this process's CPU time (all threads), and within each run as the time
+   outside the model's forward over the time inside it (hooks on the model: immune to the load
+   changing from one run to the next, which on a shared machine moves the other two by ~10 %);
 3. **quality**: the demo's mitochondria protocol (``--source-iterations``
    of noadapt from scratch, then ``--adapt-iterations`` of masktwins warm-started from its EMA,
    the demo's seed and data), once with ``train.amp=false`` and predictions in fp32, once with
@@ -94,7 +95,34 @@ def step_fn(model_name: str, method_name: str, precision: Precision):
                             start=run.loss.target_start)
 
 
-def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int | None) -> dict:
+class ForwardClock:
+    """Wall-clock seconds spent inside a model's forward (a pre- and a post-forward hook), per run
+    of a callable: ``clock.wrap(fn)`` appends ``(run seconds, forward seconds)`` to ``clock.runs[name]``."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.inside, self.runs, self._start = 0.0, {}, 0.0
+        model.register_forward_pre_hook(self._enter)
+        model.register_forward_hook(self._leave)
+
+    def _enter(self, *_) -> None:
+        self._start = time.perf_counter()
+
+    def _leave(self, *_) -> None:
+        self.inside += time.perf_counter() - self._start
+
+    def wrap(self, name: str, fn):
+        def run() -> None:
+            self.inside, t = 0.0, time.perf_counter()
+            fn()
+            self.runs.setdefault(name, []).append((time.perf_counter() - t, self.inside))
+        return run
+
+    def own_work(self, name: str) -> float:
+        """Median over runs of the time outside the forward, in % of the time inside it (the same run)."""
+        return statistics.median(100 * (total / inside - 1) for total, inside in self.runs[name])
+
+
+def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int | None) -> tuple[dict, ForwardClock]:
     """Callables predicting one random zarr volume with the demo's model (random weights): ``fp32``
     and ``bf16`` through the engine, ``fp32 bare`` and ``bf16 bare`` the model alone on batches of the
     shapes the engine ran (recorded once; inputs made in advance), under ``torch.inference_mode``."""
@@ -129,7 +157,9 @@ def predict_fns(model_name: str, shape: tuple[int, ...], tmp: Path, threads: int
                     model(batches[s]).float()
         return run
 
-    return {"fp32": fn("off"), "bf16": fn("on"), "fp32 bare": bare("fp32"), "bf16 bare": bare("bf16")}
+    clock = ForwardClock(model)
+    fns = {"fp32": fn("off"), "bf16": fn("on"), "fp32 bare": bare("fp32"), "bf16 bare": bare("bf16")}
+    return {k: clock.wrap(k, f) for k, f in fns.items()}, clock
 
 
 def demo_iou(amp: bool, args, data: dict, tmp: Path) -> float:
@@ -199,7 +229,11 @@ def main() -> None:
         for model_name, shape in (("unet2d", args.predict_2d), ("resunet3d", args.predict_3d)):
             shape = tuple(int(v) for v in shape.split(","))
             cpu: dict[str, float] = {}
-            t = interleaved(predict_fns(model_name, shape, tmp, args.threads or None), args.repeats, cpu=cpu)
+            fns, clock = predict_fns(model_name, shape, tmp, args.threads or None)
+            for fn in fns.values():  # warm-up, outside the clock's record
+                fn()
+            clock.runs.clear()
+            t = interleaved(fns, args.repeats, warmup=0, cpu=cpu)
             predict_ratios.append(t["fp32"] / t["bf16"])
             over = {k: 100 * (t[k] / t[f"{k} bare"] - 1) for k in PRECISIONS}
             over_cpu = {k: 100 * (cpu[k] / cpu[f"{k} bare"] - 1) for k in PRECISIONS}
@@ -208,6 +242,9 @@ def main() -> None:
             print(f"  {'':9s} CPU time of this process (all threads; steadier than wall-clock on a loaded machine): engine over bare "
                   f"{over_cpu['fp32']:+5.1f} %, {over_cpu['bf16']:+5.1f} %  (bare {cpu['fp32 bare']:.2f} s, {cpu['bf16 bare']:.2f} s; "
                   f"engine {cpu['fp32']:.2f} s, {cpu['bf16']:.2f} s)")
+            print(f"  {'':9s} in the same run (time outside the model's forward over the time inside it; immune to the load changing "
+                  f"between runs): engine {clock.own_work('fp32'):+5.1f} %, {clock.own_work('bf16'):+5.1f} %; "
+                  f"bare loop {clock.own_work('fp32 bare'):+5.1f} %, {clock.own_work('bf16 bare'):+5.1f} %")
 
         change = float("nan")
         if args.quality:

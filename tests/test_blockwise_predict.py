@@ -313,7 +313,10 @@ def test_on_block_exception_stops_the_run_and_resume_finishes_it(tmp_path, stop_
     assert manifest["done"] == [f"{z}-0-0" for z in range(stop_after)] and not manifest["complete"]
     written = open_volume(out)[...]
     np.testing.assert_array_equal(written[:, :stop_after], ref[:, :stop_after])  # finished blocks are on disk
-    assert not written[:, stop_after:].any()  # the rest was never written (fill value 0)
+    # the block computed while the last recorded one was written may be on disk too, unrecorded
+    # (a resume computes it again); none after it was ever written (fill value 0)
+    assert np.array_equal(written[:, stop_after], ref[:, stop_after]) or not written[:, stop_after].any()
+    assert not written[:, stop_after + 1 :].any()
     calls.clear()
     predict_blockwise(net, memory_volume(data), out, resume=True, on_block=lambda d, n: calls.append((d, n)), **kwargs)
     left = 5 - stop_after

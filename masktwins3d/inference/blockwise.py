@@ -10,7 +10,9 @@ output chunks, so no two blocks write one chunk, and a block's result depends on
 the output is the same whatever the order of the blocks or the worker that computes them (bit
 for bit, given the same torch thread count, batch size and device).
 
-The output zarr holds a manifest (``blocks.jsonl``, one line appended per finished block): a rerun
+In this process the next block is read and the previous one written in background threads
+while a block is computed (the same arrays, so the same output). The output zarr holds a
+manifest (``blocks.jsonl``, one line appended per block once it is written): a rerun
 with ``resume=True`` computes only the blocks it does not name, and is refused if the settings
 (checkpoint digest, input, patch, overlap, blend, TTA, batch, block shape, dtype, ...) differ.
 
@@ -24,6 +26,7 @@ import hashlib
 import os
 import pickle
 import sys
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +48,10 @@ DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
 
 CHUNK_LIMIT = {2: (1, 1024, 1024), 3: (64, 256, 256)}
 """Largest output chunk (Z, Y, X), voxels; each chunk edge is the largest divisor of the block edge up to this."""
+
+PENDING_WRITES = 1
+"""In-process runs: blocks whose write may still run in a background thread while the next
+block is computed (each holds one block's probabilities in memory)."""
 
 _MODELS: dict[tuple, torch.nn.Module] = {}
 """Per-process model cache: ``(checkpoint path, sha256, device) -> model``."""
@@ -150,10 +157,11 @@ class BlockJob:
     threads: int | None = None
     _pending: dict = field(default_factory=dict, repr=False, compare=False)
     _reader: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
+    _writer: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_pending"], state["_reader"] = {}, None
+        state["_pending"], state["_reader"], state["_writer"] = {}, None, None
         return state
 
     def read(self, block: Block) -> np.ndarray:
@@ -171,13 +179,26 @@ class BlockJob:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-block")
         self._pending[block.id] = self._reader.submit(self.read, block)
 
+    def write_in_background(self) -> None:
+        """From now on a call hands its block's write to a background thread and returns the
+        write's Future (of the block id): in-process runs write one block while computing the next."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="write-block")
+
+    def write(self, block: Block, prob: np.ndarray) -> str:
+        """Write one block's probabilities (its write region of the target); its id."""
+        self.target[(slice(None), *block.write_roi.to_slices(self.target.offset))] = prob
+        return block.id
+
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-            self._reader = None
+        """Stop the background threads, after the writes already started (none is left running)."""
+        for pool in (self._reader, self._writer):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._reader = self._writer = None
         self._pending.clear()
 
-    def __call__(self, block: Block) -> str:
+    def __call__(self, block: Block) -> str | Future:
         if self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         model = self.model.load(self.device)
@@ -185,8 +206,9 @@ class BlockJob:
         region = pending.result() if pending is not None else self.read(block)
         crop = block.write_roi.to_slices(block.read_roi.offset)
         prob = predict_region(model, region, self.settings, self.device, crop=crop, out_dtype=self.out_dtype)
-        self.target[(slice(None), *block.write_roi.to_slices(self.target.offset))] = prob
-        return block.id
+        if self._writer is None:
+            return self.write(block, prob)
+        return self._writer.submit(self.write, block, prob)
 
 
 def check_source(volume) -> None:
@@ -282,22 +304,34 @@ def open_target(out_path: Path, volume, recorded: dict, total: int, channels: in
 
 def run_job(job: BlockJob, todo: list[Block], sched, manifest: Manifest, progress: bool,
             on_block: Callable[[int, int], None] | None) -> None:
-    """Compute ``todo`` with ``job`` (here, prefetching the next block, or on the cluster),
-    recording each finished block in ``manifest`` and reporting it to ``on_block``."""
+    """Compute ``todo`` with ``job`` (here: prefetching the next block and writing the previous
+    one in the background; or on the cluster), recording each block in ``manifest`` and
+    reporting it to ``on_block`` only once its write is complete, in order. After an error the
+    writes already started finish, unrecorded: a resume computes those blocks again."""
     before = torch.get_num_threads()
     finished = [0]
+    writes: deque = deque()  # block ids, or Futures of them for background writes
 
-    def done(b: Block, _) -> None:
-        manifest.mark_done(b.id)
+    def record(result: str | Future) -> None:
+        manifest.mark_done(result.result() if isinstance(result, Future) else result)
         finished[0] += 1
         if on_block is not None:
             on_block(finished[0], len(todo))
 
+    def done(_: Block, result: str | Future) -> None:
+        writes.append(result)
+        while writes and (len(writes) > PENDING_WRITES or not isinstance(writes[0], Future) or writes[0].done()):
+            record(writes.popleft())
+
     try:
         if on_block is not None:
             on_block(0, len(todo))
-        run_blocks(job, todo, sched, on_done=done, progress=progress, desc="predict",
-                   prefetch=job.prefetch if sched.kind == "none" else None)
+        here = sched.kind == "none"
+        if here:
+            job.write_in_background()
+        run_blocks(job, todo, sched, on_done=done, progress=progress, desc="predict", prefetch=job.prefetch if here else None)
+        while writes:
+            record(writes.popleft())
     finally:
         job.close()
         torch.set_num_threads(before)
