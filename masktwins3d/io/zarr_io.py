@@ -152,6 +152,25 @@ def default_chunks(shape: Sequence[int], axes: str) -> tuple[int, ...]:
     return tuple(max(c, 1) for c in chunks)
 
 
+def check_new_volume(spec: str, shape, dtype, axes, voxel_size, offset, chunks):
+    """The geometry of a volume to create as ``(dtype, shape, axes, voxel_size, offset, chunks)``
+    (axes and chunks filled in by default), or a one-line :class:`UserError` naming ``spec``."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise UserError(f"dtype {dtype!r} for {spec} is not a numpy dtype; use e.g. float32, uint8") from None
+    if dtype.kind not in "biuf":
+        raise UserError(f"dtype {dtype} for {spec} is not supported; use bool, an integer or a float type")
+    shape = tuple(int(s) for s in shape)
+    axes = axes or default_axes(len(shape), spec)
+    if axes not in AXES or len(axes) != len(shape) or any(s <= 0 for s in shape):
+        raise UserError(f"{spec}: shape {shape} with axes {axes!r} is not valid; give positive sizes for one of {', '.join(AXES)}")
+    chunks = tuple(int(c) for c in chunks) if chunks is not None else default_chunks(shape, axes)
+    if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
+        raise UserError(f"{spec}: chunks {chunks} must be {len(shape)} positive sizes for shape {shape}")
+    return dtype, shape, axes, check_voxel_size(voxel_size, spec), check_offset(offset, spec), chunks
+
+
 def create_volume(
     path: str | Path,
     shape: Sequence[int],
@@ -195,22 +214,8 @@ def create_volume(
             volumes, which compress well with any codec (zarr only).
     """
     spec = str(path)
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise UserError(f"dtype {dtype!r} for {spec} is not a numpy dtype; use e.g. float32, uint8") from None
-    if dtype.kind not in "biuf":
-        raise UserError(f"dtype {dtype} for {spec} is not supported; use bool, an integer or a float type")
-    shape = tuple(int(s) for s in shape)
-    axes = axes or default_axes(len(shape), spec)
-    if axes not in AXES or len(axes) != len(shape) or any(s <= 0 for s in shape):
-        raise UserError(f"{spec}: shape {shape} with axes {axes!r} is not valid; give positive sizes for one of {', '.join(AXES)}")
-    voxel_size = check_voxel_size(voxel_size, spec)
-    offset = check_offset(offset, spec)
     given_chunks = chunks
-    chunks = tuple(int(c) for c in chunks) if chunks is not None else default_chunks(shape, axes)
-    if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
-        raise UserError(f"{spec}: chunks {chunks} must be {len(shape)} positive sizes for shape {shape}")
+    dtype, shape, axes, voxel_size, offset, chunks = check_new_volume(spec, shape, dtype, axes, voxel_size, offset, chunks)
     from .tensorstore_io import create_tensorstore, is_tensorstore_spec
 
     if is_tensorstore_spec(spec):
