@@ -166,18 +166,24 @@ TARGET = DomainStyle(
 )
 
 STYLES: dict[str, DomainStyle] = {"source": SOURCE, "target": TARGET}
+"""Every named synthetic style of both tracks, by name: the mitochondria styles here, the synapse
+styles (:class:`~.synapse_style.SynapseStyle`) added by :mod:`.synapse_style`."""
+
+_KIND_NAMES = {"DomainStyle": "synthetic style", "SynapseStyle": "synthetic synapse style"}
 
 
-def get_style(style: DomainStyle | str) -> DomainStyle:
-    """Return the named style (``"source"``, ``"target"``), or ``style`` itself if it is one.
+def get_style(style: DomainStyle | str, kind: type[DomainStyle] = DomainStyle) -> DomainStyle:
+    """Return the named style of ``kind``, or ``style`` itself if it is one.
 
     Args:
-        style: a :class:`DomainStyle` or a key of :data:`STYLES`.
+        style: a ``kind`` instance or a key of :data:`STYLES` naming a style of exactly that kind
+            (``"source"``, ``"target"`` for :class:`DomainStyle`; ``"syn_source"``,
+            ``"syn_target"`` for :class:`~.synapse_style.SynapseStyle`).
+        kind: the style class wanted (default :class:`DomainStyle`).
     """
-    if isinstance(style, DomainStyle):
+    if isinstance(style, kind):
         return style
-    try:
+    names = sorted(name for name, known in STYLES.items() if type(known) is kind)
+    if isinstance(style, str) and style in names:
         return STYLES[style]
-    except (KeyError, TypeError):
-        raise UserError(f"synthetic style {style!r} is unknown; use one of {sorted(STYLES)}") from None
-
+    raise UserError(f"{_KIND_NAMES.get(kind.__name__, 'synthetic style')} {style!r} is unknown; use one of {names}")

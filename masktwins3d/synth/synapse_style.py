@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
-from .style import DomainStyle
+from .style import STYLES, DomainStyle, get_style
 
 
 @dataclass(frozen=True)
@@ -193,19 +193,12 @@ SYN_TARGET = SynapseStyle(
     section_jitter=0.02,
 )
 
-#: style name -> :class:`SynapseStyle`
+#: style name -> :class:`SynapseStyle` (also in :data:`~.style.STYLES`, the one registry)
 SYNAPSE_STYLES: dict[str, SynapseStyle] = {"syn_source": SYN_SOURCE, "syn_target": SYN_TARGET}
+STYLES.update(SYNAPSE_STYLES)
 
 
 def get_synapse_style(style: SynapseStyle | str) -> SynapseStyle:
-    """Return the named synapse style (``"syn_source"``, ``"syn_target"``), or ``style`` itself.
-
-    Args:
-        style: a :class:`SynapseStyle` or a key of :data:`SYNAPSE_STYLES`.
-    """
-    if isinstance(style, SynapseStyle):
-        return style
-    try:
-        return SYNAPSE_STYLES[style]
-    except (KeyError, TypeError):
-        raise UserError(f"synthetic synapse style {style!r} is unknown; use one of {sorted(SYNAPSE_STYLES)}") from None
+    """Return the named synapse style (``"syn_source"``, ``"syn_target"``), or ``style`` itself
+    (:func:`~.style.get_style` with ``kind=SynapseStyle``)."""
+    return get_style(style, SynapseStyle)
