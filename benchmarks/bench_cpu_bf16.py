@@ -117,6 +117,10 @@ class ForwardClock:
             self.runs.setdefault(name, []).append((time.perf_counter() - t, self.inside))
         return run
 
+    def forward(self, name: str) -> float:
+        """Median seconds inside the forward per run of ``name``."""
+        return statistics.median(inside for _, inside in self.runs[name])
+
     def own_work(self, name: str) -> float:
         """Median over runs of the time outside the forward, in % of the time inside it (the same run)."""
         return statistics.median(100 * (total / inside - 1) for total, inside in self.runs[name])
@@ -244,7 +248,8 @@ def main() -> None:
                   f"engine {cpu['fp32']:.2f} s, {cpu['bf16']:.2f} s)")
             print(f"  {'':9s} in the same run (time outside the model's forward over the time inside it; immune to the load changing "
                   f"between runs): engine {clock.own_work('fp32'):+5.1f} %, {clock.own_work('bf16'):+5.1f} %; "
-                  f"bare loop {clock.own_work('fp32 bare'):+5.1f} %, {clock.own_work('bf16 bare'):+5.1f} %")
+                  f"bare loop {clock.own_work('fp32 bare'):+5.1f} %, {clock.own_work('bf16 bare'):+5.1f} %  (forward inside the engine "
+                  f"{clock.forward('fp32'):.2f} s, {clock.forward('bf16'):.2f} s)")
 
         change = float("nan")
         if args.quality:

@@ -94,7 +94,7 @@ def main() -> None:
         chunks = tuple(min(b, n) for b in block)
 
         def write(fast: bool) -> None:
-            create_volume(f"{tmp}/write.zarr", written.shape, written.dtype, chunks=chunks, overwrite=True, fast_write=fast)[:] = written
+            create_volume(f"{tmp}/write_{fast}.zarr", written.shape, written.dtype, chunks=chunks, overwrite=True, fast_write=fast)[:] = written
 
         runs = {
             "ours": lambda: blockwise_instances(f"{tmp}/mito.zarr", f"{tmp}/ours.zarr", threshold=args.threshold,

@@ -16,8 +16,9 @@ Both products are driven the same way (numerics in :mod:`.stitch`):
      (uint64 beyond 2**32 voxels) OME-Zarr whose chunks tile the blocks; equal to
      :func:`.mito.probability_to_instances` of the whole volume, label for label. A volume of
      at most :data:`WHOLE_VOLUME_VOXELS` voxels post-processed without a scheduler skips the
-     blocks: one read, one cc3d label of the whole volume, one write (the same labels;
-     1.4-1.7x ``scipy.ndimage`` where the stitched path is 0.95x, BENCHMARKS.md);
+     blocks: one read, thresholded slab by slab, one cc3d label of the whole volume, one
+     write with the fast codec (the same labels; 2.8x ``scipy.ndimage`` end to end on 256³
+     where the stitched path is 1.1x, BENCHMARKS.md);
    - synapses (:func:`blockwise_points`): both channels in one pass, each component's centroid
      from its summed coordinates (exact), each reported once (by the block holding its first
      voxel, which fixes its place in the order), then nearest-pre links; equal to
