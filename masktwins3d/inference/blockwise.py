@@ -337,6 +337,29 @@ def run_job(job: BlockJob, todo: list[Block], sched, manifest: Manifest, progres
         torch.set_num_threads(before)
 
 
+def check_output_flags(out_path: Path, resume: bool, overwrite: bool) -> None:
+    """``--resume`` / ``--overwrite`` against an existing output, or a one-line :class:`UserError`."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    if out_path.exists() and not (resume or overwrite):
+        raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
+
+
+def check_threads(threads) -> int | None:
+    """``threads`` (None: the default), or a one-line :class:`UserError` unless a whole number >= 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"--threads {threads!r} must be a whole number >= 1, e.g. 1")
+    return threads
+
+
+def check_picklable(scheduler: str, job) -> None:
+    """A job for dask workers must pickle; one line naming ``--scheduler`` otherwise."""
+    try:
+        pickle.dumps(job)
+    except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
+        raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
+
+
 def predict_blockwise(
     model: torch.nn.Module | CheckpointModel,
     volume,
@@ -405,11 +428,8 @@ def predict_blockwise(
     """
     ref = model if isinstance(model, CheckpointModel) else ModuleModel(model)
     sched = parse_scheduler(scheduler)
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
     out_path = Path(out_path)
-    if out_path.exists() and not (resume or overwrite):
-        raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
+    check_output_flags(out_path, resume, overwrite)
     check_source(volume)
     out_dtype = check_out_dtype(out_dtype)
     precision = resolve_precision(amp, device)
@@ -418,9 +438,7 @@ def predict_blockwise(
     settings = check_window_settings(
         dims, patch_size, overlap, blend, batch_size, tta, activation or getattr(net, "head_kind", "softmax"), precision.bf16
     )
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise UserError(f"--threads {threads!r} must be a whole number >= 1, e.g. 1")
-    threads = threads or default_threads(sched.workers if sched.kind == "local" else 1)
+    threads = check_threads(threads) or default_threads(sched.workers if sched.kind == "local" else 1)
     spatial = tuple(volume.shape[-3:])
     block, chunks = block_layout(dims, spatial, block_shape)
     ctx = tuple(int(c) for c in context) if context is not None else default_context(settings)
@@ -429,10 +447,7 @@ def predict_blockwise(
     channels = output_channels(net, settings, device)
     recorded = manifest_settings(ref, volume, preprocess, settings, block, ctx, out_dtype, identity)
     if sched.kind != "none":
-        try:
-            pickle.dumps((ref, volume, preprocess))
-        except Exception as exc:  # noqa: BLE001  (anything unpicklable: a lambda, an in-memory volume)
-            raise UserError(f"--scheduler {scheduler}: the job cannot be sent to workers ({exc}); predict from files (a checkpoint and a volume path) or use --scheduler none") from None
+        check_picklable(scheduler, (ref, volume, preprocess))
     target, manifest = open_target(out_path, volume, recorded, len(blocks), channels, chunks, out_dtype, resume, overwrite)
     todo = [b for b in blocks if not manifest.is_done(b.id)]
     job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)

@@ -20,7 +20,7 @@ from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense, is_zarr_node
 from ..parallel import check_reachable, parse_scheduler
 from ..parallel.resumable import run_staged
-from .blockwise import CheckpointModel, block_layout, predict_blockwise
+from .blockwise import CheckpointModel, block_layout, check_output_flags, predict_blockwise
 from .loading import WEIGHTS
 from .region import check_window_settings
 
@@ -104,10 +104,7 @@ def check_patch(patch_size, dims: int) -> tuple[int, ...]:
 def check_run_flags(out: Path, overwrite: bool, resume: bool, scheduler, weights: str, amp, resample: str) -> None:
     """The flags of :func:`predict_with_checkpoint` that need no model or input, checked before
     anything is loaded or written: one-line :class:`UserError` naming the flag otherwise."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
-    if out.exists() and not (overwrite or resume):
-        raise UserError(f"{out} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
+    check_output_flags(out, resume, overwrite)
     check_reachable(parse_scheduler(scheduler))
     if weights not in WEIGHTS:
         raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
