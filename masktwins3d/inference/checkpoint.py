@@ -4,7 +4,6 @@ normaliser), run the blockwise engine (:mod:`.blockwise`)."""
 from __future__ import annotations
 
 import functools
-
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,6 +17,7 @@ from ..errors import UserError
 from ..precision import parse_amp
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense, is_zarr_node
+from ..modes import Resample, values
 from ..parallel import check_reachable, parse_scheduler
 from ..parallel.resumable import run_staged
 from .blockwise import CheckpointModel, block_layout, check_output_flags, predict_blockwise
@@ -109,8 +109,8 @@ def check_run_flags(out: Path, overwrite: bool, resume: bool, scheduler, weights
     if weights not in WEIGHTS:
         raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
     parse_amp(amp, "--amp")
-    if resample not in ("auto", "never"):
-        raise UserError(f"--resample {resample!r} is not one of auto, never")
+    if resample not in values(Resample):
+        raise UserError(f"--resample {resample!r} is not one of {', '.join(values(Resample))}")
 
 
 def predict_with_checkpoint(

@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..evaluate.mito import evaluate_mito
 from ..evaluate.synapse import R_POST, R_PRE, score_synapses
 from ..io.points import SynapsePoints
+from ..modes import EvalMode, values
 from .common import WorkerWidget, layer_picker, notify
 from .layers import KEY, full_data, POINT_SIZE, geometry, layer_offset, layer_voxel_size, points_from_layers, role
 from .overlay import ERROR_COLORS, OUTCOME_COLORS, mask_errors, point_outcomes
@@ -76,7 +77,7 @@ class EvaluateWidget(WorkerWidget):
         self.pred = layer_picker(napari_viewer, "prediction", scorable, prefer="labels")
         self.gt = layer_picker(napari_viewer, "ground truth", lambda layer: isinstance(layer, (Labels, Points)))
         self.threshold = FloatSpinBox(label="threshold", value=0.5, min=0.0, max=1.0, step=0.05, tooltip="probability predictions: foreground at p >= threshold")
-        self.mode = ComboBox(label="mask protocol", choices=["2d", "3d"], value="2d", tooltip="2d: mean over z-sections (the paper's protocol); 3d: pooled")
+        self.mode = ComboBox(label="mask protocol", choices=list(values(EvalMode)), value="2d", tooltip="2d: mean over z-sections (the paper's protocol); 3d: pooled")
         self.r_pre = FloatSpinBox(label="r pre", value=R_PRE, min=0.0, max=1000.0, step=0.5, tooltip="pre match radius, voxels (WASPSYN: 11)")
         self.r_post = FloatSpinBox(label="r post", value=R_POST, min=0.0, max=1000.0, step=0.5, tooltip="post match radius, voxels (WASPSYN: 6.5)")
         self.run_button = PushButton(text="Evaluate")

@@ -25,6 +25,7 @@ from superqt.utils import ensure_main_thread
 
 from ..errors import UserError
 from ..io import Volume, open_volume
+from ..modes import Device, Resample, Weights, values
 from .common import Cancelled, WorkerWidget, layer_picker, notify
 from .layers import full_data, layer_offset, layer_voxel_size, role, volume_layer
 
@@ -112,10 +113,10 @@ class PredictWidget(WorkerWidget):
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pt")
         self.patch = LineEdit(label="patch", value="auto", tooltip="window in voxels: Y,X for 2D models, Z,Y,X for 3D; auto = 256,256 or 64,64,64")
         self.overlap = FloatSpinBox(label="overlap", value=0.25, min=0.0, max=0.9, step=0.05)
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
-        self.resample = ComboBox(label="resample", choices=["auto", "never"], value="auto",
+        self.device = ComboBox(label="device", choices=list(values(Device)), value="auto")
+        self.resample = ComboBox(label="resample", choices=list(values(Resample)), value="auto",
                                  tooltip="auto: a 2D model predicts at the voxel size it was trained at (zoom in-plane and back) when the layer's differs by more than 5 %")
-        self.weights = ComboBox(label="weights", choices=["student", "ema"], value="student",
+        self.weights = ComboBox(label="weights", choices=list(values(Weights)), value="student",
                                 tooltip="student: the last iterate; ema: the running average of the weights that every training run keeps")
         self.output = FileEdit(label="output", mode="d", value="", tooltip="probability zarr to write (empty: a temporary folder)")
         self.overwrite = CheckBox(text="overwrite output", value=False)
