@@ -22,19 +22,19 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..modes import Head
+from .. import modes
+from ..modes import Head, OutDtype
 from .window import BlendMode, sliding_window
 
 _GRAPHS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
 """Captured CUDA graphs per model: ``(weight addresses, {(batch shape, dtype, device, amp): (input, graph, output) or None})``."""
 
-OUT_DTYPES = ("float32", "float16", "uint8")
+OUT_DTYPES = modes.values(OutDtype)
 """Output dtypes: probabilities as float32/float16, or uint8 = round(p * 255)."""
 
 
 Activation = Head
 """The network head decides the written activation: ``softmax`` (classes 1..K-1) or ``sigmoid`` (all K channels)."""
-
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,13 @@ def check_window_settings(
     try:
         blend = BlendMode(blend)
     except ValueError:
-        raise UserError(f"--blend {blend!r} is unknown; use one of {[m.value for m in BlendMode]}") from None
+        raise UserError(f"--blend {blend!r} is unknown; use one of {list(modes.values(BlendMode))}") from None
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise UserError(f"--batch-size {batch_size!r} must be a whole number >= 1, e.g. 4")
     try:
         activation = Activation(activation)
     except ValueError:
-        names = [a.value for a in Activation]
+        names = list(modes.values(Activation))
         raise UserError(f"activation {activation!r} is unknown; set model.head to one of {names}") from None
     return WindowSettings(
         patch_size=patch,

@@ -20,8 +20,6 @@ from ..modes import BlendMode
 __all__ = ["BlendMode", "bump_1d", "importance_map", "pad_widths", "sliding_window", "window_slices", "window_starts"]
 
 
-
-
 def importance_map(
     patch_size: Sequence[int],
     mode: BlendMode | str = BlendMode.GAUSSIAN,

@@ -561,7 +561,6 @@ def copy_to_tensorstore(source: Volume, spec: str, *, overwrite: bool = False, b
     return reopen_tensorstore(spec)
 
 
-
 def reopen_tensorstore(spec: str) -> Volume:
     """A precomputed volume or N5 dataset opened read only, that can be reopened and pickled the
     same way, as :func:`~masktwins3d.io.open_volume` opens it."""
