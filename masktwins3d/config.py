@@ -184,7 +184,12 @@ class LossConfig:
     running fraction of target voxels the debiased teacher labels positive is below this multiple
     of the source labels' running foreground fraction, that channel's pseudo-labels come from the
     teacher without debiasing (a label-free switch: a teacher that, debiased, no longer finds the
-    class on the target would teach only background; null: always debiased)."""
+    class on the target would teach only background; null: always debiased);
+    negative_band: with threshold_rule=prior: per channel, a voxel outside the teacher's most
+    confident negative_band x (source foreground fraction) of the batch is a confident negative
+    too, so at most that many voxels are left untaught between the capped positives and the
+    negatives (the source labels call every voxel away from a synapse background; null: only
+    p <= negative_threshold)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -204,6 +209,7 @@ class LossConfig:
     flood_ratio: float = 10.0
     debias_pos_weight: bool = False
     debias_fallback: Optional[float] = None
+    negative_band: Optional[float] = None
 
 
 @dataclass
@@ -419,6 +425,9 @@ def resolve(run: RunConfig) -> RunConfig:
                             "under threshold_rule=prior; set loss.debias_pos_weight=true and loss.threshold_rule=prior, or loss.debias_fallback=null")
         if not (_finite(run.loss.debias_fallback) and 0.0 < run.loss.debias_fallback <= 1.0):
             raise UserError(f"loss.debias_fallback={run.loss.debias_fallback} must be a fraction in (0, 1], e.g. 0.25")
+    if run.loss.negative_band is not None and run.loss.threshold_rule != "prior":
+        raise UserError(f"loss.negative_band={run.loss.negative_band} widens the negatives of threshold_rule=prior; "
+                        "set loss.threshold_rule=prior (sigmoid head), or loss.negative_band=null")
     if not 0.0 < run.loss.cb_portion <= 1.0:
         raise UserError(f"loss.cb_portion={run.loss.cb_portion} must be a fraction in (0, 1], e.g. 0.5")
     if not all(0.5 <= t < 1.0 for t in run.loss.threshold) or not run.loss.threshold:
@@ -451,6 +460,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
     "loss.negative_threshold": (lambda v: v is None or (_finite(v) and 0 < v <= 1), "null or a probability in (0, 1]",
                                 "loss.negative_threshold=null"),
+    "loss.negative_band": (lambda v: v is None or (_finite(v) and v >= 1), "null or a finite multiple >= 1 of the source fraction",
+                           "loss.negative_band=10"),
     "loss.flood_ratio": (lambda v: _finite(v) and v >= 0, "a finite multiple >= 0 (0: no warning)", "loss.flood_ratio=10"),
     "mask.patch": (lambda v: v >= 1, "a cell edge >= 1 voxel", "mask.patch=32"),
     "mask.ratio": (lambda v: v is None or (_finite(v) and 0 < v < 1), "null or a masked fraction in (0, 1)", "mask.ratio=0.5"),

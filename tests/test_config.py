@@ -60,6 +60,11 @@ def test_misspelled_method_and_choice():
     with pytest.raises(UserError, match=r"debias_fallback=1.5 must be a fraction in \(0, 1\]"):
         load_config(None, [*sigmoid, "loss.debias_pos_weight=true", "loss.debias_fallback=1.5"])
     assert load_config(None, [*sigmoid, "loss.debias_pos_weight=true", "loss.debias_fallback=0.25"]).loss.debias_fallback == 0.25
+    with pytest.raises(UserError, match="negative_band=10.0 widens the negatives of threshold_rule=prior; set loss.threshold_rule=prior"):
+        load_config(None, ["model.head=sigmoid", "loss.negative_band=10"])
+    with pytest.raises(UserError, match="loss.negative_band=0.5 .* must be null or a finite multiple >= 1"):
+        load_config(None, [*sigmoid, "loss.negative_band=0.5"])
+    assert load_config(None, [*sigmoid, "loss.negative_band=10"]).loss.negative_band == 10.0
 
 
 def test_missing_and_malformed_files(tmp_path):

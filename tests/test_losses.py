@@ -339,6 +339,26 @@ def test_negative_threshold_by_hand():
     assert label.flatten().tolist() == [1, 1, 1, 0, 0, 0] and conf.all()
 
 
+def test_negative_band_by_hand():
+    from masktwins3d.adapt.losses import band_negatives
+
+    p = torch.tensor([0.99, 0.97, 0.9, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]).reshape(1, 1, 10)
+    logits = torch.log(p / (1 - p))
+    # prior 0.1: the top voxel (0.99) is the one positive; band 3: the top 3 (0.99, 0.97, 0.9) are not
+    # negatives, so 0.6, 0.4 and 0.3 become negatives too (above 1 - 0.75 = 0.25); 0.97 and 0.9 teach nothing
+    label, conf = pseudo_label(logits, "sigmoid", [0.75], "prior", prior=[0.1], band=3)
+    assert label.flatten().tolist() == [1] + [0] * 9
+    assert conf.flatten().tolist() == [True, False, False, True, True, True, True, True, True, True]
+    # without the band only p <= 0.25 are negatives
+    _, conf = pseudo_label(logits, "sigmoid", [0.75], "prior", prior=[0.1])
+    assert conf.flatten().tolist() == [True, False, False, False, False, False, True, True, True, True]
+    # per channel: channel 1's fraction rounds to no voxel (no band negatives), a fraction of 1 or more adds none
+    two = torch.stack([p[0, 0], p[0, 0].flip(0)]).reshape(1, 2, 10)
+    out = band_negatives(two, [0.2, 0.04])
+    assert out[0, 0].tolist() == [False, False] + [True] * 8 and not out[0, 1].any()
+    assert not band_negatives(two, [1.0, 5.0]).any()
+
+
 def test_debias_choice_by_hand():
     from masktwins3d.adapt.losses import debias_choice
 
@@ -354,7 +374,7 @@ def test_debias_fallback_switches_a_channel_that_finds_nothing_debiased():
     from masktwins3d.adapt.methods import MaskedConsistency
 
     loss = SimpleNamespace(threshold=[0.75, 0.65], pos_weight=[30.0], debias_pos_weight=True, debias_fallback=0.25, target_start=0,
-                           threshold_rule="prior", cb_portion=0.5, negative_threshold=None)
+                           threshold_rule="prior", cb_portion=0.5, negative_threshold=None, negative_band=None)
     run = SimpleNamespace(model=SimpleNamespace(head="sigmoid", out_channels=2, adain=False), mask=SimpleNamespace(kind="complementary"),
                           loss=loss, teacher=SimpleNamespace(ema=False, restart=False))
     method = MaskedConsistency(nn.Conv3d(1, 2, 1), run, 0.0, torch.Generator())

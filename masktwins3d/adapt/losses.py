@@ -6,6 +6,7 @@ Heads: ``softmax`` (C classes, integer labels) or ``sigmoid`` (one independent c
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -98,6 +99,23 @@ def prior_threshold(prob: torch.Tensor, fraction: float) -> float:
     return float(torch.topk(flat.float(), m, sorted=False).values.min())
 
 
+def band_negatives(prob: torch.Tensor, fractions: Sequence[float]) -> torch.Tensor:
+    """Per channel ``c`` of a sigmoid ``(B, C, *S)`` probability map, the voxels outside the
+    batch's most confident ``fractions[c]`` (below :func:`prior_threshold`): a bool tensor like
+    ``prob``. A channel whose fraction rounds to no voxel (or reaches every voxel) adds none.
+
+    ``loss.negative_band``: the source labels call every voxel away from a synapse background;
+    so does this rule on the target, except for the teacher's top ``band x`` source fraction
+    (the capped positives and the unsure ones just below them, which teach nothing).
+    """
+    out = torch.zeros_like(prob, dtype=torch.bool)
+    for c, fraction in enumerate(fractions):
+        cut = prior_threshold(prob[:, c], min(float(fraction), 1.0))
+        if math.isfinite(cut):
+            out[:, c] = prob[:, c] < cut
+    return out
+
+
 def debias_choice(debiased_fraction: Sequence[float], source_fraction: Sequence[float], ratio: float | None) -> list[bool]:
     """Per channel, whether the debiased teacher makes the pseudo-labels (``loss.debias_fallback``).
 
@@ -122,6 +140,7 @@ def pseudo_label(
     portion: float = 0.5,
     prior: Sequence[float] | None = None,
     negative: float | None = None,
+    band: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard pseudo-label and a confidence mask from teacher logits.
 
@@ -136,7 +155,9 @@ def pseudo_label(
     as positives, so a teacher whose probabilities are inflated, e.g. by ``pos_weight``, cannot
     flood the student; it never adds positives below ``delta_c``). A sigmoid voxel is a confident
     negative where ``p_c <= negative`` (default ``1 - delta_c``; 1.0 makes every voxel that is not
-    a confident positive a negative).
+    a confident positive a negative). ``band`` (``prior`` only): a voxel outside the batch's most
+    confident ``band * prior[c]`` fraction is a confident negative as well (:func:`band_negatives`),
+    so the unsure voxels are at most ``band`` times the source foreground fraction.
 
     Returns:
         ``(label, confident)``: label ``(B, *S)`` int64 (softmax) or float like logits (sigmoid);
@@ -176,12 +197,15 @@ def pseudo_label(
         tau_pos = small_tensor(pos, prob.dtype, prob.device).reshape(shape)
         tau_neg = small_tensor([1.0 - d if negative is None else float(negative) for d in deltas], prob.dtype, prob.device).reshape(shape)
         positive = prob >= tau_pos
+        negative_mask = prob <= tau_neg
+        if band is not None and rule is ThresholdRule.PRIOR:
+            negative_mask = negative_mask | band_negatives(prob, [band * f for f in prior])
         if negative is not None or rule is ThresholdRule.PRIOR:
             # the cap (or a negative bound that may reach above 0.5) decides the label too: a voxel
             # is a positive only where it is a confident one
-            return positive.float(), positive | (prob <= tau_neg)
+            return positive.float(), positive | negative_mask
         label = (prob >= 0.5).float()
-        return label, positive | (prob <= tau_neg)
+        return label, positive | negative_mask
 
 
 def _per_voxel_ce(logits: torch.Tensor, label: torch.Tensor, head: Head, pos_weight: Sequence[float] | None = None) -> torch.Tensor:

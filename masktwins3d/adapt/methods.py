@@ -183,7 +183,7 @@ class MaskedConsistency(StudentMethod):
         says the debiased one finds too little (:func:`~.losses.debias_choice`)."""
         def label_of(logits: torch.Tensor):
             return pseudo_label(logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior,
-                                self.lcfg.negative_threshold)
+                                self.lcfg.negative_threshold, self.lcfg.negative_band)
 
         if self.prior is None:
             return label_of(t_logits)
