@@ -316,7 +316,7 @@ def test_section_folder_natural_order_and_laziness(tmp_path, monkeypatch, suffix
     check_volume(vol, data, "zyx", (40, 4, 4))
     opened = []
     original = tiff_io.read_section
-    monkeypatch.setattr(tiff_io, "read_section", lambda p: opened.append(p.name) or original(p))
+    monkeypatch.setattr(tiff_io, "read_section", lambda p, **kw: opened.append(p.name) or original(p, **kw))
     np.testing.assert_array_equal(vol[3], data[3])
     assert opened == [f"s3{suffix}"]
     opened.clear()
@@ -332,7 +332,7 @@ def test_section_folder_of_16bit_png(tmp_path):
 
 def test_section_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
-    with one_line_error(f"{tmp_path / 'empty'} is a folder without .tif, .tiff or .png sections"):
+    with one_line_error(f"{tmp_path / 'empty'} holds no image sections (.tif, .tiff or .png); give a folder of 2D images"):
         open_volume(tmp_path / "empty")
     write_sections(tmp_path / "mixed", [DATA[0], DATA[1], DATA[2, :10]], ".tif")
     with one_line_error(f"{tmp_path / 'mixed' / 's2.tif'} is 10x24 uint8 but s0.tif is 20x24 uint8"):

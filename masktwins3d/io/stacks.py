@@ -22,7 +22,6 @@ the file root; OME-Zarr / zarr metadata; ImageJ TIFF metadata with a length unit
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,19 +29,14 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 import tifffile
-from PIL import Image
 
 from ..errors import UserError
 from .hdf5_io import split_hdf5_spec
 from .metadata import VOXEL_SIZE_ATTRS, geometry_from_attrs
-from .tiff_io import IMAGE_SUFFIXES, PIL_DTYPES, TIFF_SUFFIXES, imagej_voxel_size, section_files
+from .tiff_io import IMAGE_SUFFIXES, TIFF_SUFFIXES, SectionFiles, imagej_voxel_size
 from .volume import check_voxel_size
 from .tensorstore_io import N5, MissingVoxelSize, is_tensorstore_spec
 from .zarr_io import is_zarr_spec
-
-COLOUR_MODES = {"RGB": "uint8", "RGBA": "uint8", "LA": "uint8", "PA": "uint8", "RGBX": "uint8"}
-"""PIL modes read as their first channel (a note says so)."""
-
 
 @dataclass
 class SectionStack:
@@ -113,11 +107,12 @@ def open_stack(
     elif not path.exists():
         raise UserError(f"{spec} does not exist; check the path")
     elif path.is_dir():
-        stack = _open_folder(path, spec, labels, pattern)
+        files = SectionFiles.in_folder(path, spec, pattern=pattern, colour=True, labels=labels)
+        stack = _open_files(files, spec, _folder_kind(files))
     elif path.suffix.lower() in TIFF_SUFFIXES:
         stack = _open_tiff(path, spec)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        stack = _open_files([path], spec, labels, f"PNG image {path.name}")
+        stack = _open_files(SectionFiles([path], colour=True, labels=labels), spec, f"PNG image {path.name}")
     else:
         raise UserError(
             f"{spec}: unknown input format {path.suffix or '(no extension)'!r}; convert reads folders of "
@@ -129,82 +124,13 @@ def open_stack(
 # ---- folders and single images ------------------------------------------------------------------
 
 
-def _open_folder(folder: Path, spec: str, labels: bool, pattern: str | None) -> SectionStack:
-    files = section_files(folder)
-    if pattern is not None:
-        files = [f for f in files if fnmatch.fnmatch(f.name, pattern)]
-    if not files:
-        which = f"matching {pattern!r}" if pattern else "(.png, .tif or .tiff)"
-        raise UserError(f"{spec} holds no image sections {which}; give a folder of 2D images, a TIFF stack or file.h5:/key")
-    suffixes = sorted({f.suffix.lower().lstrip(".").upper().replace("TIFF", "TIF") for f in files})
-    return _open_files(files, spec, labels, f"folder of {len(files)} {'/'.join(suffixes)} sections")
+def _open_files(files: SectionFiles, spec: str, kind: str) -> SectionStack:
+    return SectionStack(spec=spec, kind=kind, shape=files.shape, dtype=files.dtype, read=files.read, notes=files.notes)  # type: ignore[arg-type]
 
 
-def _open_files(files: list[Path], spec: str, labels: bool, kind: str) -> SectionStack:
-    headers = [_file_header(f, labels) for f in files]
-    (shape, dtype, note), first = headers[0], files[0]
-    for f, (s, d, _) in zip(files[1:], headers[1:]):
-        if s != shape:
-            raise UserError(
-                f"{f} is {s[0]}x{s[1]} (Y x X) but {first.name} is {shape[0]}x{shape[1]}; "
-                "all sections must have the same size: crop or pad them, or remove the odd file"
-            )
-        if d != dtype:
-            raise UserError(f"{f} is {d} but {first.name} is {dtype}; all sections must have the same dtype: save them alike")
-    notes = sorted({n for _, _, n in headers if n})
-
-    def read(z: int) -> np.ndarray:
-        data = _read_file(files[z], labels)
-        if data.shape != shape:
-            raise UserError(f"{files[z]} decoded to {data.shape}, not {shape}; check the file")
-        return data.astype(dtype, copy=False)
-
-    return SectionStack(spec=spec, kind=kind, shape=(len(files), *shape), dtype=np.dtype(dtype), read=read, notes=notes)
-
-
-def _file_header(path: Path, labels: bool) -> tuple[tuple[int, int], np.dtype, str]:
-    """``((Y, X), dtype, note)`` of a section file from its header (``note``: what reading changes)."""
-    try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            with tifffile.TiffFile(path) as tif:
-                if len(tif.pages) > 1:
-                    raise UserError(f"{path} is a multi-page TIFF; a section folder holds one 2D image per file: convert the stack on its own")
-                page = tif.pages[0]
-                shape, axes, dtype = tuple(page.shape), page.axes, np.dtype(page.dtype)
-            if len(shape) == 3 and "S" in axes:
-                return tuple(s for s, a in zip(shape, axes) if a != "S"), dtype, "colour (multi-sample) TIFF sections: channel 0 kept"
-            if len(shape) != 2:
-                raise UserError(f"{path} has shape {shape} (axes {axes}); sections must be 2D images")
-            return shape, dtype, ""  # type: ignore[return-value]
-        with Image.open(path) as im:
-            mode, shape = im.mode, (im.height, im.width)
-    except (OSError, tifffile.TiffFileError) as exc:
-        raise UserError(f"{path} is not a readable image ({exc}); check or remove the file") from None
-    if mode == "P":
-        return shape, np.dtype("uint8"), ("palette PNGs: read as palette indices" if labels else "palette PNGs: converted to grey levels")
-    if mode in COLOUR_MODES:
-        return shape, np.dtype("uint8"), f"{mode} images: channel 0 kept"
-    if mode not in PIL_DTYPES:
-        raise UserError(f"{path} is a {mode} image; convert reads grey, palette, RGB(A) and 16-bit images: save it as one of those")
-    return shape, np.dtype(PIL_DTYPES[mode]), ""
-
-
-def _read_file(path: Path, labels: bool) -> np.ndarray:
-    """Pixels of one 2D section: channel 0 of colour images, indices (labels) or grey (images) of palette PNGs."""
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            data, axes = page.asarray(), page.axes
-        if data.ndim == 3 and "S" in axes:
-            data = np.take(data, 0, axis=axes.index("S"))
-    else:
-        with Image.open(path) as im:
-            if im.mode == "P" and not labels:
-                im = im.convert("L")
-            data = np.asarray(im)
-        if data.ndim == 3:
-            data = data[..., 0]
-    return data.astype(data.dtype.newbyteorder("="), copy=False)
+def _folder_kind(files: SectionFiles) -> str:
+    suffixes = sorted({f.suffix.lower().lstrip(".").upper().replace("TIFF", "TIF") for f in files.files})
+    return f"folder of {len(files.files)} {'/'.join(suffixes)} sections"
 
 
 # ---- multi-page TIFF ------------------------------------------------------------------------------

@@ -9,10 +9,14 @@
   header (not its pixels) to check that all sections have the same size and dtype.
 - A single ``.png`` is a YX image (read whole: it is one section).
 Colour (RGB) images are refused: EM volumes are grayscale.
+
+:class:`SectionFiles` is the one reader of section files: :func:`open_volume` uses it for folders
+and PNGs, and ``convert`` (:mod:`.stacks`) uses it with ``colour=True`` (channel 0, palettes).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import threading
 from pathlib import Path
@@ -144,76 +148,130 @@ def open_tiff(path: Path, spec: str, *, voxel_size: Sizes = None, offset: Offset
         raise
 
 
-# ---- folders of sections ----------------------------------------------------------------------
+# ---- 2D section files (folders and single images) ----------------------------------------------
+
+COLOUR_MODES = ("RGB", "RGBA", "LA", "PA", "RGBX")
+"""PIL modes read as their first channel when colour sections are accepted."""
 
 
-def section_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
-    """``((Y, X), dtype)`` of a 2D section file, from its header only."""
+def section_files(folder: Path, pattern: str | None = None) -> list[Path]:
+    """The ``.tif``/``.tiff``/``.png`` files of ``folder`` (hidden files skipped, ``pattern``: a glob
+    of names to keep, default all), sorted naturally."""
+    files = [
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SECTION_SUFFIXES
+        and (pattern is None or fnmatch.fnmatch(p.name, pattern))
+    ]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def section_header(path: Path, *, colour: bool = False, labels: bool = False) -> tuple[tuple[int, int], np.dtype, str]:
+    """``((Y, X), dtype, note)`` of a 2D section file from its header only (``note``: what reading
+    changes, empty when nothing). ``colour`` and ``labels`` as in :class:`SectionFiles`."""
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             with tifffile.TiffFile(path) as tif:
                 if len(tif.pages) > 1:
-                    raise UserError(f"{path} is a multi-page TIFF; a section folder holds one 2D image per file")
+                    raise UserError(f"{path} is a multi-page TIFF; a section folder holds one 2D image per file: "
+                                    "move the stack out of the folder and give it on its own")
                 page = tif.pages[0]
-                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
+                shape, axes, dtype = tuple(page.shape), page.axes, np.dtype(page.dtype).newbyteorder("=")
         else:
             with Image.open(path) as im:
-                if im.mode not in PIL_DTYPES:
-                    raise UserError(f"{path} is a {im.mode} image; sections must be grayscale: convert it")
-                shape, dtype = (im.height, im.width), np.dtype(PIL_DTYPES[im.mode])
+                mode, shape, axes = im.mode, (im.height, im.width), "YX"
     except (OSError, tifffile.TiffFileError) as exc:
         raise UserError(f"{path} is not a readable image ({exc}); check or remove the file") from None
-    if len(shape) != 2:
-        raise UserError(f"{path} has shape {shape} (colour or multi-sample); sections must be 2D grayscale images")
-    return shape, dtype
-
-
-def read_section(path: Path) -> np.ndarray:
-    """Pixels of one 2D section file (TIFF via tifffile, PNG via Pillow)."""
     if path.suffix.lower() in TIFF_SUFFIXES:
-        data = tifffile.imread(path)
+        if colour and len(shape) == 3 and "S" in axes:
+            return tuple(s for s, a in zip(shape, axes) if a != "S"), dtype, "colour (multi-sample) TIFF sections: channel 0 kept"  # type: ignore[return-value]
+        if len(shape) != 2:
+            raise UserError(f"{path} has shape {shape} (axes {axes}); sections must be 2D grayscale images: save one channel")
+        return shape, dtype, ""  # type: ignore[return-value]
+    if colour and mode == "P":
+        return shape, np.dtype("uint8"), ("palette PNGs: read as palette indices" if labels else "palette PNGs: converted to grey levels")
+    if colour and mode in COLOUR_MODES:
+        return shape, np.dtype("uint8"), f"{mode} images: channel 0 kept"
+    if mode not in PIL_DTYPES:
+        fix = "convert reads grey, palette, RGB(A) and 16-bit images: save it as one of those" if colour else "sections must be grayscale: convert it"
+        raise UserError(f"{path} is a {mode} image; {fix}")
+    return shape, np.dtype(PIL_DTYPES[mode]), ""
+
+
+def read_section(path: Path, *, labels: bool = False) -> np.ndarray:
+    """Pixels of one 2D section file (TIFF via tifffile, PNG via Pillow): channel 0 of colour images,
+    palette PNGs as indices (``labels``) or grey levels; native byte order."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            data, axes = page.asarray(), page.axes
+        if data.ndim == 3 and "S" in axes:
+            data = np.take(data, 0, axis=axes.index("S"))
     else:
         with Image.open(path) as im:
+            if im.mode == "P" and not labels:
+                im = im.convert("L")
             data = np.asarray(im)
+        if data.ndim == 3:
+            data = data[..., 0]
     return data.astype(data.dtype.newbyteorder("="), copy=False)
 
 
-class SectionFolderSource:
-    """Array source over a list of 2D section files; each read opens only the files it needs.
+class SectionFiles:
+    """2D section files, one per z, as a lazy ZYX array source: ``src[z]`` opens that file only.
+
+    Opening reads every file's header (not its pixels) and names the first file whose size or dtype
+    differs from the first section's, so a bad folder stops before anything is read or written.
 
     Args:
-        files: section files in z order (all the same size and dtype).
-        shape: (Y, X) of every section.
-        dtype: dtype of every section.
+        files: the section files in z order (``.tif``/``.tiff`` via tifffile, ``.png`` via Pillow).
+        colour: accept colour sections (channel 0 kept) and palette PNGs (as ``labels`` says), as
+            ``convert`` does; default False: refuse them (EM volumes are grayscale).
+        labels: with ``colour``, read palette PNGs as their indices (True) or grey levels (default False).
+
+    Attributes:
+        files, shape (Z, Y, X in voxels), dtype, chunks (one section), notes (what reading changes,
+        one line each, sorted).
     """
 
-    def __init__(self, files: Sequence[Path], shape: tuple[int, int], dtype: np.dtype):
-        self.files = list(files)
+    def __init__(self, files: Sequence[Path], *, colour: bool = False, labels: bool = False):
+        self.files = [Path(f) for f in files]
+        self.labels = labels
+        headers = [section_header(f, colour=colour, labels=labels) for f in self.files]
+        (shape, dtype, _), first = headers[0], self.files[0]
+        for f, (s, d, _) in zip(self.files[1:], headers[1:]):
+            if s != shape or d != dtype:
+                fix = "the same size: crop or pad them" if s != shape else "the same dtype: save them alike"
+                raise UserError(f"{f} is {s[0]}x{s[1]} {d} but {first.name} is {shape[0]}x{shape[1]} {dtype}; "
+                                f"all sections must have {fix}, or remove the odd file")
         self.shape = (len(self.files), *shape)
         self.dtype = np.dtype(dtype)
         self.chunks = (1, *shape)
+        self.notes = sorted({n for _, _, n in headers if n})
 
-    def _section(self, z: int) -> np.ndarray:
-        data = read_section(self.files[z])
+    @classmethod
+    def in_folder(cls, folder: Path, spec: str, *, pattern: str | None = None, colour: bool = False,
+                  labels: bool = False) -> SectionFiles:
+        """The sections of ``folder`` (see :func:`section_files`); ``spec`` names it in messages."""
+        files = section_files(folder, pattern)
+        if not files:
+            which = f"matching {pattern!r}" if pattern else "(.tif, .tiff or .png)"
+            raise UserError(f"{spec} holds no image sections {which}; give a folder of 2D images, a TIFF stack, "
+                            "file.h5:/key or a zarr volume")
+        return cls(files, colour=colour, labels=labels)
+
+    def read(self, z: int) -> np.ndarray:
+        """Section ``z`` (0-based) as numpy, checked against the headers read at opening."""
+        data = read_section(self.files[z], labels=self.labels)
         if data.shape != self.shape[1:] or data.dtype != self.dtype:
             raise UserError(f"{self.files[z]} decoded to {data.shape} {data.dtype}, not {self.shape[1:]} {self.dtype}; check the file")
         return data
 
     def __getitem__(self, key: tuple) -> np.ndarray:
-        return _gather(self._section, key[0], key[1:], self.dtype)
-
-
-def section_files(folder: Path) -> list[Path]:
-    """The ``.tif``/``.tiff``/``.png`` files of ``folder`` (hidden files skipped), sorted naturally."""
-    files = [
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SECTION_SUFFIXES
-    ]
-    return sorted(files, key=lambda p: natural_key(p.name))
+        return _gather(self.read, key[0], key[1:], self.dtype)
 
 
 def open_section_folder(folder: Path, spec: str, *, voxel_size: Sizes = None, offset: Offset = None) -> Volume:
-    """Open a folder of 2D sections as a read-only ZYX volume.
+    """Open a folder of 2D grayscale sections as a read-only ZYX volume.
 
     Args:
         folder: folder of .tif/.tiff/.png files, one section each.
@@ -221,24 +279,13 @@ def open_section_folder(folder: Path, spec: str, *, voxel_size: Sizes = None, of
         voxel_size: nm, ZYX (default 1.0: section files carry no reliable voxel size).
         offset: voxels, ZYX (default 0).
     """
-    files = section_files(folder)
-    if not files:
-        raise UserError(f"{spec} is a folder without .tif, .tiff or .png sections; give a folder of 2D images, a TIFF stack or a zarr/HDF5 volume")
-    shape, dtype = section_header(files[0])
-    for f in files[1:]:
-        s, d = section_header(f)
-        if s != shape or d != dtype:
-            raise UserError(
-                f"{f} is {s[0]}x{s[1]} {d} but {files[0].name} is {shape[0]}x{shape[1]} {dtype}; "
-                "all sections in a folder must have the same size and dtype"
-            )
-    source = SectionFolderSource(files, shape, dtype)
+    source = SectionFiles.in_folder(folder, spec)
     voxel_size, offset = _or(voxel_size, (1.0, 1.0, 1.0)), _or(offset, (0, 0, 0))
     return Volume(source, path=spec, axes="zyx", voxel_size=voxel_size, offset=offset)
 
 
 def open_image(path: Path, spec: str, *, voxel_size: Sizes = None, offset: Offset = None) -> Volume:
-    """Open one 2D PNG as a YX image (read whole: it is one section).
+    """Open one 2D grayscale PNG as a YX image (read whole: it is one section).
 
     Args:
         path: the .png file.
@@ -246,7 +293,6 @@ def open_image(path: Path, spec: str, *, voxel_size: Sizes = None, offset: Offse
         voxel_size: nm, ZYX (default 1.0).
         offset: voxels, ZYX (default 0).
     """
-    section_header(path)
-    data = read_section(path)
+    data = SectionFiles([path]).read(0)
     voxel_size, offset = _or(voxel_size, (1.0, 1.0, 1.0)), _or(offset, (0, 0, 0))
     return Volume(data, path=spec, axes="yx", voxel_size=voxel_size, offset=offset)
