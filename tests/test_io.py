@@ -17,6 +17,7 @@ from masktwins3d.errors import UserError
 from masktwins3d.geometry import Roi, as_coordinate, to_voxels, to_world
 from masktwins3d.io import Volume, create_volume, open_volume
 from masktwins3d.io import tiff_io
+from masktwins3d.io.stacks import open_stack
 from masktwins3d.io.volume import normalize_index
 
 RNG = np.random.default_rng(0)
@@ -341,6 +342,63 @@ def test_section_folder_errors(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb" / "a.png")
     with one_line_error("is a RGB image; sections must be grayscale"):
         open_volume(tmp_path / "rgb")
+
+
+def test_section_files_is_the_one_reader(tmp_path):
+    """SectionFiles reads folders for open_volume and convert alike: natural order, lazy reads equal
+    eager reads, and the first odd section is named in one line with the fix."""
+    data = RNG.integers(0, 250, size=(11, 6, 7), dtype=np.uint8)
+    names = write_sections(tmp_path / "secs", data, ".png", names=[f"im{z}.png" for z in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)])
+    files = tiff_io.SectionFiles.in_folder(tmp_path / "secs", "secs")
+    assert [f.name for f in files.files] == names  # im2 before im10
+    assert files.shape == data.shape and files.dtype == np.uint8 and files.chunks == (1, 6, 7) and files.notes == []
+    eager = np.stack([np.asarray(Image.open(f)) for f in files.files])
+    np.testing.assert_array_equal(np.stack([files.read(z) for z in range(11)]), eager)
+    np.testing.assert_array_equal(files[slice(2, 9, 1), slice(1, 4, 1), slice(0, 7, 1)], eager[2:9, 1:4])  # as Volume indexes it
+    np.testing.assert_array_equal(open_volume(tmp_path / "secs")[:], eager)
+    with open_stack(tmp_path / "secs") as stack:
+        np.testing.assert_array_equal(np.stack([stack.read(z) for z in range(stack.shape[0])]), eager)
+    assert [f.name for f in tiff_io.section_files(tmp_path / "secs", "im1*.png")] == ["im1.png", "im10.png"]
+
+    Image.fromarray(data[5, :4]).save(tmp_path / "secs" / "im5.png")
+    Image.fromarray(data[6].astype(np.uint16)).save(tmp_path / "secs" / "im6.png")
+    size = f"{tmp_path / 'secs' / 'im5.png'} is 4x7 uint8 but im0.png is 6x7 uint8; all sections must have the same size: crop or pad them"
+    for reader in (lambda: tiff_io.SectionFiles.in_folder(tmp_path / "secs", "secs"),
+                   lambda: open_volume(tmp_path / "secs"), lambda: open_stack(tmp_path / "secs")):
+        with one_line_error(size) as exc:
+            reader()
+        assert "\n" not in str(exc.value)
+    Image.fromarray(data[5]).save(tmp_path / "secs" / "im5.png")
+    with one_line_error(f"{tmp_path / 'secs' / 'im6.png'} is 6x7 uint16 but im0.png is 6x7 uint8; all sections must have the same dtype"):
+        open_volume(tmp_path / "secs")
+
+
+def test_section_files_colour_palette_and_byte_order(tmp_path):
+    """Colour and palette sections: refused for open_volume, channel 0 / indices / grey for convert;
+    big-endian TIFF sections read in native byte order."""
+    (tmp_path / "rgb").mkdir()
+    rgb = RNG.integers(0, 250, size=(5, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb" / "a.png")
+    with one_line_error("is a RGB image; sections must be grayscale"):
+        tiff_io.SectionFiles.in_folder(tmp_path / "rgb", "rgb")
+    files = tiff_io.SectionFiles.in_folder(tmp_path / "rgb", "rgb", colour=True)
+    np.testing.assert_array_equal(files.read(0), rgb[..., 0])
+    assert files.notes == ["RGB images: channel 0 kept"]
+
+    idx = np.array([[0, 1], [1, 0]], np.uint8)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([0, 0, 0, 200, 200, 200] + [0] * (256 * 3 - 6))
+    im.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(tiff_io.SectionFiles([tmp_path / "p.png"], colour=True, labels=True).read(0), idx)
+    np.testing.assert_array_equal(tiff_io.SectionFiles([tmp_path / "p.png"], colour=True).read(0), idx * 200)
+
+    big = RNG.integers(0, 60000, size=(2, 4, 5), dtype=np.uint16)
+    (tmp_path / "be").mkdir()
+    for z in range(2):
+        tifffile.imwrite(tmp_path / "be" / f"s{z}.tif", big[z], byteorder=">")
+    vol = open_volume(tmp_path / "be")
+    assert vol.dtype == np.dtype("uint16")
+    np.testing.assert_array_equal(vol[:], big)
 
 
 def test_single_png_image(tmp_path):
