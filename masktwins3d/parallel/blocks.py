@@ -3,7 +3,7 @@
 Write regions tile the volume without overlap (the last block along an axis may be shorter), so
 blocks can run in any order, on any machine, and write their outputs without touching each
 other's voxels; with a block shape that is a multiple of the output's chunks no two blocks share
-a chunk either. The read region is the write region grown by ``context`` on each side and clipped
+a chunk either (:func:`block_chunks` gives such chunks). The read region is the write region grown by ``context`` on each side and clipped
 to the volume.
 """
 
@@ -63,3 +63,24 @@ def block_grid(roi: Roi, block_shape: Sequence[int], context: Sequence[int] | in
         write = Roi.from_bounds(begin, tuple(min(x + b, e) for x, b, e in zip(begin, shape, roi.end)))
         blocks.append(Block(tuple(index), write, write.grow(ctx).intersect(roi)))
     return blocks
+
+
+def block_chunks(block_shape: Sequence[int], shape: Sequence[int], cap: Sequence[int]) -> tuple[int, ...]:
+    """Output chunks for blocks of ``block_shape`` over a volume of ``shape``: the one rule of every
+    blockwise product, so that no two blocks write one chunk.
+
+    Per axis the block edge is cut to the volume, and the chunk edge is its largest divisor up to
+    ``cap``; where that divisor is under a quarter of ``cap`` (a block edge with no good divisor,
+    e.g. a prime), the chunk is the whole block edge instead of a sliver.
+
+    Args:
+        block_shape: write region per block, voxels (per axis, >= 1).
+        shape: the volume's shape, voxels.
+        cap: largest chunk edge wanted per axis, voxels (a block edge over it is split).
+    """
+    chunks = []
+    for b, s, c in zip(block_shape, shape, cap):
+        b = min(int(b), int(s))
+        d = next(d for d in range(min(b, int(c)), 0, -1) if b % d == 0)
+        chunks.append(d if b <= c or d * 4 >= c else b)
+    return tuple(chunks)

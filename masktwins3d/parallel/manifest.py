@@ -100,6 +100,24 @@ class Manifest:
         new._ensure_line_end()
         return new
 
+    @classmethod
+    def open(cls, path: str | Path, settings: dict[str, Any], total: int, resuming: bool, fix: str) -> Manifest:
+        """The manifest of a job: the earlier one at ``path`` when ``resuming`` (refused, naming the
+        first differences, if its settings differ: see :meth:`resume`), else a new one (its folder
+        made, its header written).
+
+        Args:
+            path, settings, total: as for the constructor.
+            resuming: continue the manifest already at ``path``.
+            fix: what the user can do instead, ending a refusal (e.g. "pass --overwrite to start again").
+        """
+        if resuming:
+            return cls.resume(path, settings, total, fix=fix)
+        manifest = cls(path, settings, total)
+        manifest.path.parent.mkdir(parents=True, exist_ok=True)
+        manifest.start()
+        return manifest
+
     def start(self) -> None:
         """Write the header (settings and block count) of a new job, replacing any earlier file."""
         atomic_write_text(self.path, json.dumps({"format": FORMAT, "settings": self.settings, "total": self.total}) + "\n")
