@@ -61,14 +61,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .io.tensorstore_io import is_tensorstore_spec
 
     voxel_size = _numbers(args.voxel_size, float, "--voxel-size", "40,4,4 (nm, Z,Y,X)") if args.voxel_size else None
+    staged = is_tensorstore_spec(args.output)  # predicted into a hidden zarr first: never resumed, never overwritten
+    settings = predict_settings(args, **(dict(resume=False, overwrite=False) if staged else {}))
     input_spec = args.input
     if args.scale is not None or voxel_size is not None:
         from .io import open_volume
 
         input_spec = open_volume(args.input, scale_index=args.scale, voxel_size=voxel_size)
-    settings = dict(
-        checkpoint=args.checkpoint,
-        input_spec=input_spec,
+    if staged:
+        out = _predict_precomputed(args, input_spec, settings)
+    else:
+        out = predict_with_checkpoint(args.checkpoint, input_spec, args.output, settings)
+    print(f"probabilities: {out}")
+    return 0
+
+
+def predict_settings(args: argparse.Namespace, **changes):
+    """The :class:`~masktwins3d.inference.settings.PredictSettings` of ``predict``'s flags (with
+    ``changes``), checked: one line naming the flag otherwise."""
+    from .inference.settings import PredictSettings
+
+    return PredictSettings(**{**dict(
         patch_size=args.patch,
         overlap=_numbers(args.overlap, float, "--overlap", "0.25 or 0.25,0.5,0.5"),
         blend=args.blend,
@@ -83,16 +96,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         weights=args.weights,
         allow_missing=args.allow_missing,
         amp=args.amp,
-    )
-    if is_tensorstore_spec(args.output):
-        out = _predict_precomputed(args, settings)
-    else:
-        out = predict_with_checkpoint(output=args.output, overwrite=args.overwrite, resume=args.resume, **settings)
-    print(f"probabilities: {out}")
-    return 0
+        resume=args.resume,
+        overwrite=args.overwrite,
+    ), **changes})
 
 
-def _predict_precomputed(args: argparse.Namespace, settings: dict):
+def _predict_precomputed(args: argparse.Namespace, input_spec, settings):
     """``predict --output precomputed://PATH`` or ``n5://PATH/dataset``: predict into a hidden zarr
     beside PATH (the blockwise engine's resumable output), then write it as a precomputed volume or
     N5 dataset, staged, and remove the zarr."""
@@ -114,7 +123,7 @@ def _predict_precomputed(args: argparse.Namespace, settings: dict):
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.predict-", dir=path.parent))
     try:
-        prob = predict_with_checkpoint(output=work / "prob.zarr", overwrite=False, resume=False, **settings)
+        prob = predict_with_checkpoint(args.checkpoint, input_spec, work / "prob.zarr", settings)
         return copy_to_tensorstore(prob, args.output, overwrite=args.overwrite).path
     finally:
         shutil.rmtree(work, ignore_errors=True)

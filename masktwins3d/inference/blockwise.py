@@ -26,28 +26,21 @@ import hashlib
 import os
 import pickle
 import sys
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from ..parallel import Block, Manifest, block_grid, parse_scheduler, run_blocks
+from ..parallel import Block, Manifest, Task, parse_scheduler
 from ..parallel.manifest import MANIFEST_NAME
+from ..parallel.scheduler import Scheduler
 from ..precision import resolve_precision
-from .region import (
-    Activation, WindowSettings, check_out_dtype, check_window_settings, output_channels, predict_region
-)
-
-DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
-"""Write-region shape (Z, Y, X) per block when none is given, by the model's spatial axes, voxels."""
-
-CHUNK_LIMIT = {2: (1, 1024, 1024), 3: (64, 256, 256)}
-"""Largest output chunk (Z, Y, X), voxels; each chunk edge is the largest divisor of the block edge up to this."""
+from .region import WindowSettings, output_channels, predict_region
+from .settings import PredictSettings, check_output_flags, resolve_device
 
 PENDING_WRITES = 1
 """In-process runs: blocks whose write may still run in a background thread while the next
@@ -222,27 +215,6 @@ def check_source(volume) -> None:
     )
 
 
-def block_layout(dims: int, spatial_shape: Sequence[int], block_shape: Sequence[int] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``(block, chunks)``, ZYX voxels: the block shape (cut to the volume) and output chunks that divide it.
-
-    Args:
-        dims: the model's spatial axes (2 or 3), for the defaults :data:`DEFAULT_BLOCK` and :data:`CHUNK_LIMIT`.
-        spatial_shape: the volume's (Z, Y, X).
-        block_shape: write region per block (Z, Y, X), voxels (None: :data:`DEFAULT_BLOCK`).
-    """
-    given = DEFAULT_BLOCK[dims] if block_shape is None else block_shape
-    try:
-        values = tuple(int(b) for b in given)
-        ok = len(values) == 3 and all(b >= 1 and b == g for b, g in zip(values, given))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise UserError(f"--block {block_shape!r} must be 3 whole numbers >= 1 (Z, Y, X voxels), e.g. {','.join(map(str, DEFAULT_BLOCK[dims]))}")
-    block = tuple(min(b, s) for b, s in zip(values, spatial_shape))
-    chunks = tuple(max(d for d in range(1, min(b, cap) + 1) if b % d == 0) for b, cap in zip(block, CHUNK_LIMIT[dims]))
-    return block, chunks
-
-
 def default_context(settings: WindowSettings) -> tuple[int, int, int]:
     """Half a patch per axis (Z, Y, X); 0 in z for a 2D model."""
     half = tuple(p // 2 for p in settings.patch_size)
@@ -285,7 +257,7 @@ def open_target(out_path: Path, volume, recorded: dict, total: int, channels: in
     manifest_path = out_path / MANIFEST_NAME
     fix = f"pass --overwrite to start {out_path} again"
     if resume and out_path.exists():
-        manifest = Manifest.resume(manifest_path, recorded, total, fix=fix)
+        manifest = Manifest.open(manifest_path, recorded, total, resuming=True, fix=fix)
         target = open_volume(out_path, mode="r+")
         expected = (channels, *spatial)
         if tuple(target.shape) != expected or target.dtype != np.dtype(out_dtype):
@@ -297,59 +269,24 @@ def open_target(out_path: Path, volume, recorded: dict, total: int, channels: in
         out_path, (channels, *spatial), out_dtype, voxel_size=volume.voxel_size, offset=volume.offset,
         axes="czyx", chunks=(channels, *chunks), overwrite=overwrite, fast_write=True,
     )
-    manifest = Manifest(manifest_path, recorded, total)
-    manifest.start()
-    return target, manifest
+    return target, Manifest.open(manifest_path, recorded, total, resuming=False, fix=fix)
 
 
-def run_job(job: BlockJob, todo: list[Block], sched, manifest: Manifest, progress: bool,
-            on_block: Callable[[int, int], None] | None) -> None:
-    """Compute ``todo`` with ``job`` (here: prefetching the next block and writing the previous
-    one in the background; or on the cluster), recording each block in ``manifest`` and
-    reporting it to ``on_block`` only once its write is complete, in order. After an error the
-    writes already started finish, unrecorded: a resume computes those blocks again."""
+def run_job(task: Task, sched: Scheduler, progress: bool, on_block: Callable[[int, int], None] | None) -> None:
+    """Run the prediction ``task`` (its process a :class:`BlockJob`): here prefetching the next
+    block and writing the previous one in the background, or on the cluster; each block is
+    recorded and reported to ``on_block`` only once its write is complete, in order. After an
+    error the writes already started finish, unrecorded: a resume computes those blocks again."""
+    job: BlockJob = task.process  # type: ignore[assignment]
     before = torch.get_num_threads()
-    finished = [0]
-    writes: deque = deque()  # block ids, or Futures of them for background writes
-
-    def record(result: str | Future) -> None:
-        manifest.mark_done(result.result() if isinstance(result, Future) else result)
-        finished[0] += 1
-        if on_block is not None:
-            on_block(finished[0], len(todo))
-
-    def done(_: Block, result: str | Future) -> None:
-        writes.append(result)
-        while writes and (len(writes) > PENDING_WRITES or not isinstance(writes[0], Future) or writes[0].done()):
-            record(writes.popleft())
-
+    here = sched.kind == "none"
     try:
-        if on_block is not None:
-            on_block(0, len(todo))
-        here = sched.kind == "none"
         if here:
             job.write_in_background()
-        run_blocks(job, todo, sched, on_done=done, progress=progress, desc="predict", prefetch=job.prefetch if here else None)
-        while writes:
-            record(writes.popleft())
+        task.run(sched, progress=progress, on_block=on_block, prefetch=job.prefetch if here else None, pending=PENDING_WRITES)
     finally:
         job.close()
         torch.set_num_threads(before)
-
-
-def check_output_flags(out_path: Path, resume: bool, overwrite: bool) -> None:
-    """``--resume`` / ``--overwrite`` against an existing output, or a one-line :class:`UserError`."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
-    if out_path.exists() and not (resume or overwrite):
-        raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
-
-
-def check_threads(threads) -> int | None:
-    """``threads`` (None: the default), or a one-line :class:`UserError` unless a whole number >= 1."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise UserError(f"--threads {threads!r} must be a whole number >= 1, e.g. 1")
-    return threads
 
 
 def check_picklable(scheduler: str, job) -> None:
@@ -366,24 +303,11 @@ def predict_blockwise(
     out_path: str | Path,
     *,
     preprocess: Callable[[np.ndarray], np.ndarray],
-    patch_size: Sequence[int],
-    overlap: float | Sequence[float] = 0.25,
-    blend: str = "gaussian",
-    batch_size: int = 4,
-    tta: bool = False,
-    activation: Activation | str | None = None,
-    out_dtype: str = "float32",
-    device: str = "cpu",
-    amp: str | bool = "auto",
-    block_shape: Sequence[int] | None = None,
-    context: Sequence[int] | None = None,
-    scheduler: str | None = None,
-    threads: int | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
+    settings: PredictSettings | None = None,
     progress: bool = True,
     identity: dict | None = None,
     on_block: Callable[[int, int], None] | None = None,
+    **options,
 ):
     """Predict ``volume`` block by block into the probability zarr ``out_path``; resumable.
 
@@ -398,62 +322,47 @@ def predict_blockwise(
             voxel size and offset, and the manifest ``blocks.jsonl`` inside.
         preprocess: elementwise raw -> float32 normalisation, the same for every block (e.g. a
             :class:`~masktwins3d.data.normalize.Normalizer`; picklable for dask).
-        patch_size: window, voxels: (Y, X) for a 2D, (Z, Y, X) for a 3D model.
-        overlap: window overlap fraction in [0, 1), one value or one per patch axis (default 0.25).
-        blend: constant | gaussian | bump (default gaussian).
-        batch_size: windows per forward pass (default 4).
-        tta: flip test-time augmentation, mean logits over all flips of the spatial axes (default False).
-        activation: softmax | sigmoid (default: the model's ``head_kind``, else softmax).
-        out_dtype: float32 (default) | float16 | uint8 (round(p * 255)).
-        device: torch device (default cpu).
-        amp: auto (default: bf16 autocast on a GPU with bf16 or a CPU with native bf16 units, fp32
-            elsewhere) | on | off (or True / False); see :mod:`masktwins3d.precision`. The choice
+        settings: patch, overlap, blend, batch size, TTA, activation, dtype, device, amp, block,
+            context, scheduler, threads, resume, overwrite (:class:`~.settings.PredictSettings`);
+            default: built from ``options``, on device cpu unless they name one. The amp choice
             is recorded in the manifest (``amp``) and, with its reason, printed.
-        block_shape: write region per block (Z, Y, X), voxels (default :data:`DEFAULT_BLOCK`; cut
-            to the volume); output chunks divide it.
-        context: extra voxels read on each side of a block (Z, Y, X) (default half a patch; 0 in z for 2D).
-        scheduler: none (default) | local[:N] | a dask scheduler address (see :mod:`masktwins3d.parallel`).
-        threads: torch threads per block worker (default: CPU cores / workers). Runs with the same
-            threads, batch size and device give bit-identical outputs.
-        resume: continue an interrupted run into ``out_path`` (its manifest): finished blocks are skipped.
-        overwrite: replace an existing ``out_path`` (default False: refuse).
         progress: tqdm bar over blocks (default True).
         identity: extra entries for the manifest's settings (e.g. the input spec); JSON-able.
         on_block: called here as ``on_block(done, total)`` once before the first block and after
             each finished block (blocks of this run). An exception it raises stops the run; the
             finished blocks stay recorded, so ``resume`` continues it (how a GUI cancels).
+        **options: fields of :class:`~.settings.PredictSettings`, instead of ``settings``.
 
     Returns:
         The output :class:`~masktwins3d.io.Volume` ``(C, Z, Y, X)``, open for writing.
     """
+    settings = PredictSettings.build(settings, options, device="cpu")
     ref = model if isinstance(model, CheckpointModel) else ModuleModel(model)
-    sched = parse_scheduler(scheduler)
+    sched = parse_scheduler(settings.scheduler)
     out_path = Path(out_path)
-    check_output_flags(out_path, resume, overwrite)
+    check_output_flags(out_path, settings.resume, settings.overwrite)
     check_source(volume)
-    out_dtype = check_out_dtype(out_dtype)
-    precision = resolve_precision(amp, device)
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.amp.value, device)
     net = ref.load(device) if isinstance(ref, CheckpointModel) else ref.module
     dims = getattr(net, "spatial_dims", 2)
-    settings = check_window_settings(
-        dims, patch_size, overlap, blend, batch_size, tta, activation or getattr(net, "head_kind", "softmax"), precision.bf16
-    )
-    threads = check_threads(threads) or default_threads(sched.workers if sched.kind == "local" else 1)
-    spatial = tuple(volume.shape[-3:])
-    block, chunks = block_layout(dims, spatial, block_shape)
-    ctx = tuple(int(c) for c in context) if context is not None else default_context(settings)
-    blocks = block_grid(volume.roi, block, ctx)
+    window = settings.window(dims, getattr(net, "head_kind", "softmax"), precision.bf16)
+    block, chunks = settings.layout(dims, tuple(volume.shape[-3:]))
+    ctx = settings.context if settings.context is not None else default_context(window)
+    task = Task("predict", volume.roi, block, process=None, context=ctx)  # type: ignore[arg-type]
     net = net.to(device).eval()
-    channels = output_channels(net, settings, device)
-    recorded = manifest_settings(ref, volume, preprocess, settings, block, ctx, out_dtype, identity)
+    channels = output_channels(net, window, device)
+    recorded = manifest_settings(ref, volume, preprocess, window, block, ctx, settings.out_dtype, identity)
     if sched.kind != "none":
-        check_picklable(scheduler, (ref, volume, preprocess))
-    target, manifest = open_target(out_path, volume, recorded, len(blocks), channels, chunks, out_dtype, resume, overwrite)
-    todo = [b for b in blocks if not manifest.is_done(b.id)]
-    job = BlockJob(ref, volume, target, preprocess, settings, out_dtype, str(device), threads)
-    if progress or resume:
-        print(f"predict: {len(todo)} of {len(blocks)} blocks to compute ({len(blocks) - len(todo)} already done), block {block}, context {ctx}; "
+        check_picklable(settings.scheduler, (ref, volume, preprocess))
+    target, task.manifest = open_target(out_path, volume, recorded, len(task.blocks), channels, chunks, settings.out_dtype,
+                                        settings.resume, settings.overwrite)
+    threads = settings.threads or default_threads(sched.workers if sched.kind == "local" else 1)
+    task.process = BlockJob(ref, volume, target, preprocess, window, settings.out_dtype, device, threads)
+    if progress or settings.resume:
+        todo = len(task.todo())
+        print(f"predict: {todo} of {len(task.blocks)} blocks to compute ({len(task.blocks) - todo} already done), block {block}, context {ctx}; "
               f"precision {precision.name} ({precision.reason})", file=sys.stderr, flush=True)
-    run_job(job, todo, sched, manifest, progress, on_block)
-    manifest.finish()
+    run_job(task, sched, progress, on_block)
+    task.manifest.finish()
     return target

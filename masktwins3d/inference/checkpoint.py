@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
-
-import torch
+from typing import Callable
 
 from ..adapt.trainer import load_checkpoint
 from ..atomic import refuse_overlap
 from ..data.normalize import volume_normalizer
 from ..errors import UserError
-from ..precision import parse_amp
 from ..io import Volume, open_volume
 from ..io.zarr_io import check_dense, is_zarr_node
-from ..modes import Resample, values
 from ..parallel import check_reachable, parse_scheduler
 from ..parallel.resumable import run_staged
-from .blockwise import CheckpointModel, block_layout, check_output_flags, predict_blockwise
-from .loading import WEIGHTS
-from .region import check_window_settings
-
-
-DEFAULT_PATCH = {2: (256, 256), 3: (64, 64, 64)}
-"""Window used when no patch size is given, by the model's number of spatial axes."""
+from .blockwise import CheckpointModel, predict_blockwise
+from .settings import DEFAULT_PATCH, PredictSettings, check_output_flags, resolve_device
 
 
 def resample_factors(checkpoint: str | Path, volume, dims: int) -> tuple[float, float] | None:
@@ -82,15 +74,6 @@ def check_voxel_size_3d(checkpoint: str | Path, volume, dims: int, resample: str
     print(f"note: {what}; predicting as it is", file=sys.stderr, flush=True)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> cuda when torch sees a GPU, else cpu; a cuda device torch cannot see is one line."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} but this torch sees no CUDA device ({torch.__version__}); use --device cpu or auto")
-    return device
-
-
 def check_patch(patch_size, dims: int) -> tuple[int, ...]:
     """The prediction window (default :data:`DEFAULT_PATCH`), ``dims`` multiples of 16, or one line."""
     if patch_size is None:
@@ -101,41 +84,28 @@ def check_patch(patch_size, dims: int) -> tuple[int, ...]:
     return tuple(patch_size)
 
 
-def check_run_flags(out: Path, overwrite: bool, resume: bool, scheduler, weights: str, amp, resample: str) -> None:
-    """The flags of :func:`predict_with_checkpoint` that need no model or input, checked before
-    anything is loaded or written: one-line :class:`UserError` naming the flag otherwise."""
-    check_output_flags(out, resume, overwrite)
-    check_reachable(parse_scheduler(scheduler))
-    if weights not in WEIGHTS:
-        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
-    parse_amp(amp, "--amp")
-    if resample not in values(Resample):
-        raise UserError(f"--resample {resample!r} is not one of {', '.join(values(Resample))}")
+def open_input(input_spec, out: Path, checkpoint, settings: PredictSettings) -> Volume:
+    """The input as a 3D :class:`~masktwins3d.io.Volume`, checked against ``settings`` and the
+    output (dense unless ``allow_missing``; not overlapping ``out``; an existing ``out`` that is
+    not zarr is not overwritten): a one-line :class:`UserError` otherwise."""
+    volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
+    check_dense(volume, "--input", settings.allow_missing)
+    refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
+                   {"--input": volume.path, "--checkpoint": checkpoint})
+    if settings.overwrite and out.exists() and not is_zarr_node(out):
+        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+    return volume
 
 
 def predict_with_checkpoint(
     checkpoint: str | Path,
     input_spec,
     output: str | Path,
+    settings: PredictSettings | None = None,
     *,
-    patch_size=None,
-    overlap: float | Sequence[float] = 0.25,
-    blend: str = "gaussian",
-    batch_size: int = 4,
-    device: str = "auto",
-    out_dtype: str = "float32",
-    overwrite: bool = False,
     progress: bool = True,
-    tta: bool = False,
-    block_shape: Sequence[int] | None = None,
-    scheduler: str | None = None,
-    threads: int | None = None,
-    resume: bool = False,
-    resample: str = "auto",
     on_block: Callable[[int, int], None] | None = None,
-    weights: str = "student",
-    allow_missing: bool = False,
-    amp: str | bool = "auto",
+    **options,
 ):
     """Open ``input_spec``, check everything, then predict it with ``checkpoint`` into ``output``, block by block.
 
@@ -149,68 +119,46 @@ def predict_with_checkpoint(
         input_spec: image volume (any format :func:`~masktwins3d.io.open_volume` reads), or an
             open :class:`~masktwins3d.io.Volume` (e.g. a napari layer's data).
         output: probability zarr to write (refused if it exists, unless ``overwrite`` or ``resume``).
-        patch_size: window, voxels, multiples of 16: (Y, X) for 2D, (Z, Y, X) for 3D models
-            (default None: 256 x 256 for 2D and 64 x 64 x 64 for 3D models).
-        overlap: window overlap fraction in [0, 1), one value or one per patch axis (default 0.25).
-        blend: gaussian (default) | constant | bump.
-        batch_size: windows per forward pass (default 4).
-        device: auto (default: cuda if available) | cpu | cuda.
-        out_dtype: float32 (default) | float16 | uint8.
-        overwrite: replace an existing output (default False).
+        settings: :class:`~.settings.PredictSettings` (default: built from ``options``): patch
+            (multiples of 16 here), overlap, blend, batch size, device, dtype, TTA, block,
+            scheduler, threads, resume, resample (see above), weights, allow_missing, amp.
         progress: tqdm bar over blocks (default True).
-        tta: flip test-time augmentation (default False).
-        block_shape: write region per block (Z, Y, X), voxels (default: see
-            :data:`~.blockwise.DEFAULT_BLOCK`).
-        scheduler: none (default) | local[:N] | dask scheduler address.
-        threads: torch threads per block worker (default: CPU cores / workers).
-        resume: finish an interrupted run into ``output`` (default False).
-        resample: auto (default) | never; see above.
         on_block: progress callback ``(done, total)`` of the blocks; raising in it stops the run
             (see :func:`~.blockwise.predict_blockwise`).
-        weights: student (default) | ema: which weights of the checkpoint predict (see
-            :func:`~.loading.model_from_checkpoint`).
-        allow_missing: accept a zarr input with missing chunks (default False: refuse; see
-            :func:`~masktwins3d.io.zarr_io.check_dense`).
-        amp: auto (default) | on | off: bf16 autocast (see :mod:`masktwins3d.precision`).
+        **options: fields of :class:`~.settings.PredictSettings`, instead of ``settings``.
     """
+    settings = PredictSettings.build(settings, options)
     out = Path(output)
-    check_run_flags(out, overwrite, resume, scheduler, weights, amp, resample)
-    ref = CheckpointModel.of(checkpoint, weights)
-    device = resolve_device(device)
+    check_output_flags(out, settings.resume, settings.overwrite)
+    check_reachable(parse_scheduler(settings.scheduler))
+    ref = CheckpointModel.of(checkpoint, settings.weights.value)
+    device = resolve_device(settings.device)
     model = ref.load(device)
-    volume = (input_spec if isinstance(input_spec, Volume) else open_volume(input_spec)).require_3d("prediction")
-    input_name = volume.path
-    check_dense(volume, "--input", allow_missing)
-    refuse_overlap({"--output": out, "the resampling folder": out.with_name(out.name + ".resample")},
-                   {"--input": input_name, "--checkpoint": checkpoint})
-    if overwrite and out.exists() and not is_zarr_node(out):
-        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+    volume = open_input(input_spec, out, checkpoint, settings)
     dims = getattr(model, "spatial_dims", 2)
-    patch_size = check_patch(patch_size, dims)
-    check_window_settings(dims, patch_size, overlap, blend, batch_size, tta, model.head_kind)
-    block_layout(dims, volume.shape[-3:], block_shape)
-    check_voxel_size_3d(checkpoint, volume, dims, resample)
-    factors = resample_factors(checkpoint, volume, dims) if resample == "auto" else None
-
-    if resume and factors is not None:
+    settings = replace(settings, patch_size=check_patch(settings.patch_size, dims), device=device,
+                       activation=settings.activation or model.head_kind)
+    settings.window(dims)
+    settings.layout(dims, volume.shape[-3:])
+    check_voxel_size_3d(checkpoint, volume, dims, settings.resample)
+    factors = resample_factors(checkpoint, volume, dims) if settings.resample == "auto" else None
+    if settings.resume and factors is not None:
         raise UserError("--resume is not supported when the input is resampled to the training voxel size; rerun with --overwrite, or --resample never")
-    common = dict(patch_size=tuple(patch_size), overlap=overlap, blend=blend, batch_size=batch_size, tta=tta, device=device,
-                  activation=model.head_kind, out_dtype=out_dtype, block_shape=block_shape, scheduler=scheduler, threads=threads,
-                  amp=amp, progress=progress, on_block=on_block)
-    predict = functools.partial(_predict_into, ref=ref, volume=volume, factors=factors, input_name=input_name, common=common)
-    run_staged(out, resume, overwrite, predict, what="prediction")
+    predict = functools.partial(_predict_into, ref=ref, volume=volume, factors=factors, settings=settings, progress=progress, on_block=on_block)
+    run_staged(out, settings.resume, settings.overwrite, predict, what="prediction")
     return open_volume(out, mode="r+")  # at its final name now
 
 
-def _predict_into(dst: Path, resume: bool, *, ref, volume: Volume, factors, input_name: str, common: dict) -> Volume:
+def _predict_into(dst: Path, resume: bool, *, ref, volume: Volume, factors, settings: PredictSettings, progress: bool, on_block) -> Volume:
     """Predict ``volume`` into ``dst`` (the stage :func:`~..parallel.resumable.run_staged` gives),
     through a resampled copy when ``factors`` is set."""
+    run = functools.partial(predict_blockwise, ref, progress=progress, on_block=on_block)
     if factors is None:
-        return predict_blockwise(ref, volume, dst, preprocess=volume_normalizer(volume), resume=resume, overwrite=False,
-                                 identity={"input": input_name}, **common)
-    return _predict_resampled(volume, dst, factors, common["progress"], lambda vol, where: predict_blockwise(
-        ref, vol, where, preprocess=volume_normalizer(vol), resume=False, overwrite=True,
-        identity={"input": input_name, "zoom": list(factors)}, **common))
+        return run(volume, dst, preprocess=volume_normalizer(volume), settings=replace(settings, resume=resume, overwrite=False),
+                   identity={"input": volume.path})
+    return _predict_resampled(volume, dst, factors, progress, lambda vol, where: run(
+        vol, where, preprocess=volume_normalizer(vol), settings=replace(settings, resume=False, overwrite=True),
+        identity={"input": volume.path, "zoom": list(factors)}))
 
 
 def _predict_resampled(volume, out: Path, factors, progress: bool, predict):

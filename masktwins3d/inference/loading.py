@@ -12,6 +12,7 @@ from ..config import ModelConfig
 from ..errors import UserError
 from ..modes import Weights, values
 from ..models import build_model
+from .settings import check_weights
 
 WEIGHTS = values(Weights)
 """Which weights of a checkpoint predict: the last student iterate, or the EMA of the weights."""
@@ -25,8 +26,7 @@ def model_from_checkpoint(path: str | Path, weights: str = "student") -> torch.n
         weights: ``student`` (the last iterate, default) or ``ema`` (the EMA of the weights,
             which every method keeps unless trained with ``teacher.ema=false``).
     """
-    if weights not in WEIGHTS:
-        raise UserError(f"--weights {weights!r} is not one of {list(WEIGHTS)}")
+    weights = check_weights(weights).value
     state = load_checkpoint(path)
     if weights == "ema" and state.get("teacher") is None:
         raise UserError(f"{path} holds no EMA weights (trained with teacher.ema=false or by an older version); pass --weights student")

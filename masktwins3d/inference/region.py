@@ -6,7 +6,7 @@ a 2D model sees the region as ``Z`` sections whose windows are batched together;
 one ``(Z, Y, X)`` image. Windows are blended on the logits with :func:`.window.sliding_window`
 (accumulated in float32), then the head's activation gives probabilities.
 
->>> settings = check_window_settings(2, patch_size=(256, 256), overlap=0.25, blend="gaussian")
+>>> settings = check_window_settings(2, patch_size=(256, 256), overlap=0.25, blend="gaussian", batch_size=4)
 >>> prob = predict_region(model, normalised_zyx, settings, device="cpu")   # (C, Z, Y, X) float32
 """
 
@@ -39,7 +39,8 @@ Activation = Head
 
 @dataclass(frozen=True)
 class WindowSettings:
-    """Everything that decides a region's probabilities (checked by :func:`check_window_settings`).
+    """Everything that decides a region's probabilities (checked by :func:`check_window_settings`;
+    the defaults a user sees are :class:`~.settings.PredictSettings`').
 
     Args:
         patch_size: window, voxels: (Y, X) for a 2D model, (Z, Y, X) for a 3D model.
@@ -55,11 +56,11 @@ class WindowSettings:
 
     patch_size: tuple[int, ...]
     overlap: tuple[float, ...]
-    blend: BlendMode = BlendMode.GAUSSIAN
-    batch_size: int = 4
-    tta: bool = False
-    activation: Activation = Activation.SOFTMAX
-    amp: bool = False
+    blend: BlendMode
+    batch_size: int
+    tta: bool
+    activation: Activation
+    amp: bool
     cuda_graphs: bool = True
 
     @property
@@ -68,12 +69,36 @@ class WindowSettings:
         return len(self.patch_size)
 
 
+def check_blend(blend: BlendMode | str) -> BlendMode:
+    """``blend`` as a :class:`~.window.BlendMode`, or a one-line :class:`UserError` with the choices."""
+    try:
+        return BlendMode(blend)
+    except ValueError:
+        raise UserError(f"--blend {blend!r} is unknown; use one of {list(modes.values(BlendMode))}") from None
+
+
+def check_batch_size(batch_size) -> int:
+    """``batch_size`` if a whole number >= 1, else a one-line :class:`UserError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise UserError(f"--batch-size {batch_size!r} must be a whole number >= 1, e.g. 4")
+    return int(batch_size)
+
+
+def check_activation(activation: Activation | str) -> Activation:
+    """``activation`` as a head (:data:`Activation`), or a one-line :class:`UserError` with the fix."""
+    try:
+        return Activation(activation)
+    except ValueError:
+        names = list(modes.values(Activation))
+        raise UserError(f"activation {activation!r} is unknown; set model.head to one of {names}") from None
+
+
 def check_window_settings(
     dims: int,
     patch_size: Sequence[int],
-    overlap: float | Sequence[float] = 0.25,
-    blend: BlendMode | str = BlendMode.GAUSSIAN,
-    batch_size: int = 4,
+    overlap: float | Sequence[float],
+    blend: BlendMode | str,
+    batch_size: int,
     tta: bool = False,
     activation: Activation | str = Activation.SOFTMAX,
     amp: bool = False,
@@ -102,24 +127,13 @@ def check_window_settings(
         raise UserError(
             f"--overlap {overlap!r} must be one fraction in [0, 1) or one per patch axis {axes}, e.g. 0.25 or {','.join(['0.25'] * dims)}"
         )
-    try:
-        blend = BlendMode(blend)
-    except ValueError:
-        raise UserError(f"--blend {blend!r} is unknown; use one of {list(modes.values(BlendMode))}") from None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise UserError(f"--batch-size {batch_size!r} must be a whole number >= 1, e.g. 4")
-    try:
-        activation = Activation(activation)
-    except ValueError:
-        names = list(modes.values(Activation))
-        raise UserError(f"activation {activation!r} is unknown; set model.head to one of {names}") from None
     return WindowSettings(
         patch_size=patch,
         overlap=fractions * dims if len(fractions) == 1 else fractions,
-        blend=blend,
-        batch_size=int(batch_size),
+        blend=check_blend(blend),
+        batch_size=check_batch_size(batch_size),
         tta=bool(tta),
-        activation=activation,
+        activation=check_activation(activation),
         amp=bool(amp),
     )
 

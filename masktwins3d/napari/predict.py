@@ -109,17 +109,20 @@ class PredictWidget(WorkerWidget):
     step = "prediction"
 
     def __init__(self, napari_viewer):
+        from ..inference.settings import PredictSettings
+
+        default = PredictSettings()  # the engine's defaults, stated there once
         self.image = layer_picker(napari_viewer, "image", lambda layer: isinstance(layer, Image))
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pt")
         self.patch = LineEdit(label="patch", value="auto", tooltip="window in voxels: Y,X for 2D models, Z,Y,X for 3D; auto = 256,256 or 64,64,64")
-        self.overlap = FloatSpinBox(label="overlap", value=0.25, min=0.0, max=0.9, step=0.05)
-        self.device = ComboBox(label="device", choices=list(values(Device)), value="auto")
-        self.resample = ComboBox(label="resample", choices=list(values(Resample)), value="auto",
+        self.overlap = FloatSpinBox(label="overlap", value=default.overlap, min=0.0, max=0.9, step=0.05)
+        self.device = ComboBox(label="device", choices=list(values(Device)), value=default.device)
+        self.resample = ComboBox(label="resample", choices=list(values(Resample)), value=default.resample.value,
                                  tooltip="auto: a 2D model predicts at the voxel size it was trained at (zoom in-plane and back) when the layer's differs by more than 5 %")
-        self.weights = ComboBox(label="weights", choices=list(values(Weights)), value="student",
+        self.weights = ComboBox(label="weights", choices=list(values(Weights)), value=default.weights.value,
                                 tooltip="student: the last iterate; ema: the running average of the weights that every training run keeps")
         self.output = FileEdit(label="output", mode="d", value="", tooltip="probability zarr to write (empty: a temporary folder)")
-        self.overwrite = CheckBox(text="overwrite output", value=False)
+        self.overwrite = CheckBox(text="overwrite output", value=default.overwrite)
         self.run = PushButton(text="Run")
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="blocks", value=0, min=0, max=1)
@@ -165,6 +168,15 @@ class PredictWidget(WorkerWidget):
             raise UserError(f"{out} exists; tick 'overwrite output' to replace it, or choose another output")
         return out, None
 
+    def settings(self, patch: tuple[int, ...] | None = None):
+        """The widget's choices as checked :class:`~masktwins3d.inference.settings.PredictSettings`
+        (``patch`` parsed for the model by :func:`parse_patch`; the rest the engine's defaults)."""
+        from ..inference.settings import PredictSettings
+
+        return PredictSettings(patch_size=patch, overlap=float(self.overlap.value), device=str(self.device.value),
+                               block_shape=self.block_shape, resample=str(self.resample.value), weights=str(self.weights.value),
+                               overwrite=bool(self.overwrite.value))
+
     def predict(self) -> None:
         """Check the choices, then start the prediction in a thread worker."""
         from ..inference.blockwise import CheckpointModel
@@ -187,17 +199,17 @@ class PredictWidget(WorkerWidget):
             patch = parse_patch(self.patch.value, dims)
             volume = image_volume(layer)
             note = zoom_note(ckpt, volume, dims) if self.resample.value == "auto" else ""
+            settings = self.settings(patch)
             out, tmp = self._output()
-            self._launch(layer, ckpt, volume, out, tmp, patch, note)
+            self._launch(layer, ckpt, volume, out, tmp, settings, note)
 
-    def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, patch, note: str = "") -> None:
+    def _launch(self, layer, ckpt: Path, volume: Volume, out: Path, tmp: Path | None, settings, note: str = "") -> None:
         from ..inference.checkpoint import predict_with_checkpoint
         from ..parallel.resumable import partial_path
 
         self._stop.clear()
         flat = full_data(layer).ndim == 2
-        overlap, device, overwrite = float(self.overlap.value), str(self.device.value), bool(self.overwrite.value)
-        resample, weights = str(self.resample.value), str(self.weights.value)
+        weights = settings.weights.value
 
         def on_block(done: int, total: int) -> None:
             self._progress(done, total)
@@ -205,10 +217,7 @@ class PredictWidget(WorkerWidget):
                 raise Cancelled(f"prediction cancelled after {done} of {total} blocks; no layer was added")
 
         def work() -> Volume:
-            return predict_with_checkpoint(
-                ckpt, volume, out, patch_size=patch, overlap=overlap, device=device, overwrite=overwrite,
-                progress=False, block_shape=self.block_shape, resample=resample, on_block=on_block, weights=weights,
-            )
+            return predict_with_checkpoint(ckpt, volume, out, settings, progress=False, on_block=on_block)
 
         def done(_result) -> None:
             prob = open_volume(str(out))
