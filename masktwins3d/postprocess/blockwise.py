@@ -2,7 +2,7 @@
 
 Both products are driven the same way (numerics in :mod:`.stitch`):
 
-1. **label** (one task per block, :func:`masktwins3d.parallel.run_blocks`): read the block's write
+1. **label** (one :class:`masktwins3d.parallel.Task` over the blocks): read the block's write
    region (no context), threshold it, label it with cc3d, and send back per-piece voxel counts,
    first voxels, integer coordinate sums and the block's six boundary planes of labels;
 2. **stitch** (here, in the driving process): join pieces that touch across block faces, edges or
@@ -43,7 +43,7 @@ from ..atomic import atomic_write, refuse_overlap, remove_path
 from ..errors import UserError
 from ..geometry import Roi
 from ..io.points import SynapsePoints
-from ..parallel import Block, Manifest, block_grid, check_reachable, parse_scheduler, run_blocks
+from ..parallel import Block, Manifest, Task, block_chunks, check_reachable, parse_scheduler
 from ..parallel.manifest import MANIFEST_NAME
 from ..parallel.resumable import run_staged
 from ..parallel.scheduler import Scheduler
@@ -158,19 +158,13 @@ def parse_block(text: str | Sequence[int] | None, default: Sequence[int] = DEFAU
 
 
 def output_chunks(block_shape: Sequence[int], shape: Sequence[int], cap: Sequence[int] = CHUNK_CAP) -> tuple[int, ...]:
-    """Chunk shape that divides the (volume-clipped) block shape: per axis the largest divisor <= ``cap``
-    (or the whole block when that divisor would be under a quarter of ``cap``)."""
-    chunks = []
-    for b, s, c in zip(block_shape, shape, cap):
-        b = min(int(b), int(s))
-        d = next(d for d in range(min(b, c), 0, -1) if b % d == 0)
-        chunks.append(d if b <= c or d * 4 >= c else b)
-    return tuple(chunks)
+    """Output chunks for blocks of ``block_shape`` (:func:`~masktwins3d.parallel.block_chunks`, capped at :data:`CHUNK_CAP`)."""
+    return block_chunks(block_shape, shape, cap)
 
 
 @contextmanager
 def scheduler_session(spec: str | Scheduler | None) -> Iterator[Scheduler]:
-    """A scheduler for several :func:`run_blocks` calls: ``local[:N]`` starts one LocalCluster for all."""
+    """A scheduler for several task runs: ``local[:N]`` starts one LocalCluster for all."""
     sched = spec if isinstance(spec, Scheduler) else parse_scheduler(spec)
     if sched.kind != "local":
         yield sched
@@ -262,49 +256,32 @@ def load_pieces(path: Path, channels: int) -> tuple[BlockComponents, ...]:
         )
 
 
-def label_blocks(
-    task: LabelTask, blocks: list[Block], scheduler: str | Scheduler | None, progress: bool, desc: str,
-    manifest: Manifest | None = None, pieces_dir: Path | None = None,
-) -> list[dict[tuple[int, ...], BlockComponents]]:
-    """Run :class:`LabelTask` on every block; per channel, the pieces keyed by block index.
+def label_blocks(task: Task, channels: int, scheduler: str | Scheduler | None, progress: bool,
+                 pieces_dir: Path | None = None) -> list[dict[tuple[int, ...], BlockComponents]]:
+    """Run ``task`` (its process a :class:`LabelTask` of ``channels`` outputs) on every block; per
+    channel, the pieces keyed by block index.
 
-    With a ``manifest`` (and ``pieces_dir``), each labelled block's pieces are saved and its
-    ``label:<id>`` recorded as it finishes; blocks it already records are loaded, not labelled again.
+    With a manifest (and ``pieces_dir``), each labelled block's pieces are saved and the block
+    recorded as it finishes; the blocks it already records are loaded, not labelled again.
     """
-    found: list[dict[tuple[int, ...], BlockComponents]] = [{} for _ in task.channels]
-    todo = list(blocks)
-    if manifest is not None:
-        todo = []
-        for b in blocks:
-            if not manifest.is_done(f"label:{b.id}"):
-                todo.append(b)
-                continue
-            for store, comps in zip(found, load_pieces(pieces_dir / f"{b.id}.npz", len(task.channels))):
+    found: list[dict[tuple[int, ...], BlockComponents]] = [{} for _ in range(channels)]
+    if task.manifest is not None:
+        done = [b for b in task.blocks if task.is_done(b)]
+        for b in done:
+            for store, comps in zip(found, load_pieces(pieces_dir / f"{b.id}.npz", channels)):
                 store[b.index] = comps
-        if progress or len(todo) < len(blocks):
-            print(f"{desc}: {len(todo)} of {len(blocks)} blocks to label ({len(blocks) - len(todo)} already done)", file=sys.stderr, flush=True)
+        if progress or done:
+            print(f"{task.name}: {len(task.blocks) - len(done)} of {len(task.blocks)} blocks to label ({len(done)} already done)",
+                  file=sys.stderr, flush=True)
 
     def keep(block: Block, result: tuple[BlockComponents, ...]) -> None:
         for store, comps in zip(found, result):
             store[block.index] = comps
-        if manifest is not None:
+        if task.manifest is not None:
             save_pieces(pieces_dir / f"{block.id}.npz", result)
-            manifest.mark_done(f"label:{block.id}")
 
-    run_blocks(task, todo, scheduler=scheduler, on_done=keep, progress=progress, desc=desc)
+    task.run(scheduler, progress=progress, on_result=keep)
     return found
-
-
-def job_manifest(stage: Path, resuming: bool, settings: dict, total: int, fix: str) -> Manifest:
-    """The manifest of a resumable post-processing job in ``stage``: the earlier one (refused if
-    its settings differ) or a new one."""
-    path = stage / MANIFEST_NAME
-    if resuming:
-        return Manifest.resume(path, settings, total, fix=fix)
-    stage.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(path, settings, total)
-    manifest.start()
-    return manifest
 
 
 def stitch(pieces: dict[tuple[int, ...], BlockComponents], connectivity: int, min_size: int = 1) -> tuple[MergeTable, dict]:
@@ -378,6 +355,96 @@ def pick_channel(source: Source, channel: int | None) -> int | None:
     return int(channel)
 
 
+@dataclass(frozen=True)
+class InstanceJob:
+    """A checked :func:`blockwise_instances` job (:func:`check_instance_job` makes it).
+
+    Args:
+        source: the probabilities; channel: the channel read (None for a ZYX source).
+        rule: probabilities -> foreground mask (elementwise); connectivity, min_size: see :mod:`.mito`.
+        block: block write region, voxels ZYX; sched: the parsed scheduler.
+        whole: label the whole volume in one pass instead of block by block.
+        dtype: the labels' dtype; geometry: :func:`~masktwins3d.io.create_volume` keywords of the output.
+        settings: what the manifest records (a resume with other values is refused); out: the output.
+    """
+
+    source: Source
+    channel: int | None
+    rule: Callable[[np.ndarray], np.ndarray]
+    connectivity: int
+    min_size: int
+    block: tuple[int, int, int]
+    sched: Scheduler
+    whole: bool
+    dtype: Any
+    geometry: dict
+    settings: dict
+    out: Path
+
+
+def check_instance_job(prob: Any, out: str | Path, threshold: float, channel: int | None, connectivity: int, min_size: int,
+                       block_shape: Sequence[int], scheduler, overwrite: bool, resume: bool, whole: bool | None) -> InstanceJob:
+    """Every option of :func:`blockwise_instances` checked, before any work: a one-line :class:`UserError` otherwise."""
+    from ..io.zarr_io import is_zarr_node
+
+    threshold, connectivity, min_size = check_instance_options(threshold, connectivity, min_size)
+    source = open_source(prob)
+    ch = pick_channel(source, channel)
+    block = parse_block(block_shape)
+    sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
+    check_reachable(sched)
+    if isinstance(prob, (str, Path)):
+        refuse_overlap({"--out": out}, {"--prob": prob})
+    out = Path(out)
+    check_output(out, overwrite, resume)
+    if out.exists() and overwrite and not is_zarr_node(out):
+        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
+    voxels = int(np.prod(source.shape, dtype=np.int64))
+    if whole is None:
+        whole = sched.kind == "none" and voxels <= WHOLE_VOLUME_VOXELS and not resume
+    where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
+    # labels compress well with any codec: the fast-to-write one (blosc-lz4, flat chunk keys)
+    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=output_chunks(block, source.shape),
+                    name=out.name, fast_write=True)
+    settings = {"job": "mito instances", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
+                "channel": ch, "threshold": threshold, "connectivity": connectivity, "min_size": min_size, "block": list(block)}
+    return InstanceJob(source, ch, partial(mito.probability_to_mask, threshold=threshold, where=where), connectivity, min_size,
+                       block, sched, bool(whole), mito.label_dtype(voxels), geometry, settings, out)
+
+
+def write_instances(job: InstanceJob, stage: Path, resuming: bool, progress: bool) -> int:
+    """Label ``job`` into ``stage`` (whole or block by block, resuming an earlier stage); the instance count.
+
+    The labels are written beside the output and moved into place only when complete (by
+    :func:`~masktwins3d.parallel.resumable.run_staged`): a bad probability found in block 7
+    leaves an earlier output as it was.
+    """
+    from ..io import create_volume, open_volume
+
+    if job.whole:
+        labels, count = mito.counted_instances(read_mask(job.source, job.channel, job.rule), job.connectivity, job.min_size)
+        create_volume(stage, job.source.shape, job.dtype, **job.geometry)[...] = labels
+        return count
+    target = open_volume(str(stage), mode="r+") if resuming else create_volume(stage, job.source.shape, job.dtype, **job.geometry)
+    roi = Roi((0, 0, 0), job.source.shape)
+    label = Task("label blocks", roi, job.block, LabelTask(job.source, (job.channel,), (job.rule,), job.connectivity), key="label:")
+    label.manifest = Manifest.open(stage / MANIFEST_NAME, job.settings, 2 * len(label.blocks), resuming,
+                                   fix=f"pass --overwrite to start {job.out} again")
+    with scheduler_session(job.sched) as session:
+        (pieces,) = label_blocks(label, 1, session, progress, stage / PIECES)
+        table, bases = stitch(pieces, job.connectivity, job.min_size)
+        node_label = table.node_label.astype(job.dtype)
+
+        def with_table(b: Block) -> tuple[Block, np.ndarray]:
+            return b, np.concatenate([np.zeros(1, job.dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]])
+
+        write = WriteTask(job.source, job.channel, job.rule, job.connectivity, target)
+        Task("write labels", roi, job.block, write, manifest=label.manifest, key="write:", payload=with_table).run(session, progress=progress)
+    remove_path(stage / PIECES)  # complete: the output is a plain label volume
+    remove_path(stage / MANIFEST_NAME)
+    return len(table.counts)
+
+
 def blockwise_instances(
     prob: Any,
     out: str | Path,
@@ -419,60 +486,12 @@ def blockwise_instances(
             not asked for and the volume has at most :data:`WHOLE_VOLUME_VOXELS` voxels. The
             labels are the same either way.
     """
-    from ..io import create_volume, open_volume
-    from ..io.zarr_io import is_zarr_node
+    from ..io import open_volume
 
-    threshold, connectivity, min_size = check_instance_options(threshold, connectivity, min_size)
-    source = open_source(prob)
-    ch = pick_channel(source, channel)
-    block = parse_block(block_shape)
-    blocks = block_grid(Roi((0, 0, 0), source.shape), block)
-    sched = parse_scheduler(scheduler) if not isinstance(scheduler, Scheduler) else scheduler
-    check_reachable(sched)
-    if isinstance(prob, (str, Path)):
-        refuse_overlap({"--out": out}, {"--prob": prob})
-    out = Path(out)
-    check_output(out, overwrite, resume)
-    if out.exists() and overwrite and not is_zarr_node(out):
-        raise UserError(f"{out} exists and is not a zarr array or group; remove it yourself or choose another output")
-    voxels = int(np.prod(source.shape, dtype=np.int64))
-    dtype = mito.label_dtype(voxels)
-    if whole is None:
-        whole = sched.kind == "none" and voxels <= WHOLE_VOLUME_VOXELS and not resume
-    where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
-    rule = partial(mito.probability_to_mask, threshold=threshold, where=where)
-    chunks = output_chunks(block, source.shape)
-    # labels compress well with any codec: the fast-to-write one (blosc-lz4, flat chunk keys)
-    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=chunks, name=out.name, fast_write=True)
-    settings = {"job": "mito instances", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
-                "channel": ch, "threshold": threshold, "connectivity": connectivity, "min_size": min_size, "block": list(block)}
-
-    def make(stage: Path, resuming: bool) -> int:
-        # the labels are written beside ``out`` and moved into place only when complete: a bad
-        # probability found in block 7 leaves an earlier ``out`` as it was
-        if whole:
-            labels, count = mito.counted_instances(read_mask(source, ch, rule), connectivity, min_size)
-            create_volume(stage, source.shape, dtype, **geometry)[...] = labels
-            return count
-        target = open_volume(str(stage), mode="r+") if resuming else create_volume(stage, source.shape, dtype, **geometry)
-        manifest = job_manifest(stage, resuming, settings, 2 * len(blocks), fix=f"pass --overwrite to start {out} again")
-        with scheduler_session(sched) as session:
-            (pieces,) = label_blocks(LabelTask(source, (ch,), (rule,), connectivity), blocks, session, progress, "label blocks",
-                                     manifest, stage / PIECES)
-            table, bases = stitch(pieces, connectivity, min_size)
-            node_label = table.node_label.astype(dtype)
-            items = [
-                (b, np.concatenate([np.zeros(1, dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]]))
-                for b in blocks if not manifest.is_done(f"write:{b.id}")
-            ]
-            run_blocks(WriteTask(source, ch, rule, connectivity, target), items, scheduler=session, progress=progress, desc="write labels",
-                       on_done=lambda item, _: manifest.mark_done(f"write:{item[0].id}"))
-        remove_path(stage / PIECES)  # complete: the output is a plain label volume
-        remove_path(stage / MANIFEST_NAME)
-        return len(table.counts)
-
-    count = run_staged(out, resume, overwrite, make, what="mito post-processing")
-    return Instances(open_volume(str(out), mode="r+"), count)
+    job = check_instance_job(prob, out, threshold, channel, connectivity, min_size, block_shape, scheduler, overwrite, resume, whole)
+    count = run_staged(job.out, resume, overwrite, lambda stage, resuming: write_instances(job, stage, resuming, progress),
+                       what="mito post-processing")
+    return Instances(open_volume(str(job.out), mode="r+"), count)
 
 
 def check_output(out: Path, overwrite: bool, resume: bool) -> None:
@@ -519,17 +538,15 @@ def blockwise_points(
             f"{source.name} has shape {tuple(np.shape(source.array))}; synapse post-processing needs a (2, Z, Y, X) "
             "probability map (channels pre, post)"
         )
-    blocks = block_grid(Roi((0, 0, 0), source.shape), parse_block(block_shape))
     rules = tuple(
         partial(foreground, delta=options[c], where=f"{source.name} channel {c} ({name})") for c, name in ((0, "pre"), (1, "post"))
     )
-    manifest = None
+    task = Task("synapse blocks", Roi((0, 0, 0), source.shape), parse_block(block_shape), LabelTask(source, (0, 1), rules, 26), key="label:")
     if work is not None:
         settings = {"job": "synapse points", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
                     "thresholds": list(options), "min_pre_voxels": int(min_pre_voxels), "block": list(parse_block(block_shape))}
-        manifest = job_manifest(Path(work), resuming, settings, len(blocks), fix="pass --overwrite to start again")
-    pre_pieces, post_pieces = label_blocks(LabelTask(source, (0, 1), rules, 26), blocks, scheduler, progress, "synapse blocks",
-                                           manifest, Path(work) / PIECES if work is not None else None)
+        task.manifest = Manifest.open(Path(work) / MANIFEST_NAME, settings, len(task.blocks), resuming, fix="pass --overwrite to start again")
+    pre_pieces, post_pieces = label_blocks(task, 2, scheduler, progress, Path(work) / PIECES if work is not None else None)
     pre, _ = stitch(pre_pieces, 26, int(min_pre_voxels))
     post, _ = stitch(post_pieces, 26, 1)
     return link_points(pre.centroids(), post.centroids(), options[0], int(min_pre_voxels))
