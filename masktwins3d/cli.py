@@ -177,12 +177,11 @@ def cmd_postprocess_synapse(args: argparse.Namespace) -> int:
 
     from .io import open_volume
     from .parallel import check_reachable, parse_scheduler
-    from .parallel.resumable import run_staged
+    from .parallel.resumable import check_resume_flags, run_staged
     from .postprocess.blockwise import DEFAULT_BLOCK, WHOLE_VOLUME_VOXELS, blockwise_points, parse_block
 
     refuse_overlap({"--out": args.out, "--csv": args.csv}, {"--prob": args.prob})
-    if args.resume and args.overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    check_resume_flags(args.resume, args.overwrite)
     targets = [Path(args.out)] + ([Path(args.csv)] if args.csv else [])
     for t in targets:
         if t.exists() and not args.overwrite and (t.is_file() or any(t.iterdir())):

@@ -10,12 +10,8 @@ import torch
 from ..adapt.trainer import load_checkpoint
 from ..config import ModelConfig
 from ..errors import UserError
-from ..modes import Weights, values
 from ..models import build_model
 from .settings import check_weights
-
-WEIGHTS = values(Weights)
-"""Which weights of a checkpoint predict: the last student iterate, or the EMA of the weights."""
 
 
 def model_from_checkpoint(path: str | Path, weights: str = "student") -> torch.nn.Module:

@@ -23,6 +23,7 @@ import torch
 from ..errors import UserError
 from ..modes import Amp, BlendMode, Head, OutDtype, Resample, Weights, values
 from ..parallel.blocks import block_chunks
+from ..parallel.resumable import check_resume_flags
 from ..parallel.scheduler import parse_scheduler
 from ..precision import parse_amp
 from .region import WindowSettings, check_activation, check_batch_size, check_blend, check_out_dtype, check_window_settings
@@ -45,8 +46,7 @@ def check_threads(threads) -> int | None:
 
 def check_output_flags(out_path: Path, resume: bool, overwrite: bool) -> None:
     """``--resume`` / ``--overwrite`` against an existing output, or a one-line :class:`UserError`."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    check_resume_flags(resume, overwrite)
     if out_path.exists() and not (resume or overwrite):
         raise UserError(f"{out_path} exists; pass --overwrite to replace it, --resume to finish it, or choose another output")
 
@@ -160,8 +160,7 @@ class PredictSettings:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        if self.resume and self.overwrite:
-            check_output_flags(Path(), True, True)
+        check_resume_flags(self.resume, self.overwrite)
         put(self, "patch_size", None if self.patch_size is None else _as_tuple(self.patch_size))
         put(self, "overlap", _overlap(self.overlap))
         put(self, "blend", check_blend(self.blend))

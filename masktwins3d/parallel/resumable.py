@@ -26,6 +26,12 @@ from .manifest import MANIFEST_NAME, read_manifest
 T = TypeVar("T")
 
 
+def check_resume_flags(resume: bool, overwrite: bool) -> None:
+    """A one-line :class:`UserError` when a run is asked both to resume and to start again."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+
+
 def partial_path(out: str | Path) -> Path:
     """Where a job writing ``out`` is staged until complete: a hidden sibling with a fixed name,
     so that a ``--resume`` after a kill finds it."""

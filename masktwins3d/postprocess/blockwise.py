@@ -45,7 +45,7 @@ from ..geometry import Roi
 from ..io.points import SynapsePoints
 from ..parallel import Block, Manifest, Task, block_chunks, check_reachable, parse_scheduler
 from ..parallel.manifest import MANIFEST_NAME
-from ..parallel.resumable import run_staged
+from ..parallel.resumable import check_resume_flags, run_staged
 from ..parallel.scheduler import Scheduler
 from . import mito
 from .stitch import BlockComponents, MergeTable, label_block, local_labels, merge_table, neighbour_directions, resolve, touching_pairs
@@ -496,8 +496,7 @@ def blockwise_instances(
 
 def check_output(out: Path, overwrite: bool, resume: bool) -> None:
     """One-line refusals before any work: ``out`` exists without ``overwrite`` / ``resume``, or both asked."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass --resume to continue a run or --overwrite to start again")
+    check_resume_flags(resume, overwrite)
     if out.exists() and not (overwrite or resume):
         raise UserError(f"{out} exists; pass --overwrite to replace it or choose another output")
 
