@@ -11,4 +11,4 @@ from .manifest import Manifest, read_manifest
 from .scheduler import check_reachable, parse_scheduler, run_blocks
 from .task import Task
 
-__all__ = ["Block", "Manifest", "block_chunks", "block_grid", "check_reachable", "parse_scheduler", "read_manifest", "run_blocks", "Task"]
+__all__ = ["Block", "Manifest", "Task", "block_chunks", "block_grid", "check_reachable", "parse_scheduler", "read_manifest", "run_blocks"]

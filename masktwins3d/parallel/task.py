@@ -8,7 +8,7 @@ finished block, appended here in the driving process once the block's result is 
 rerun skips the blocks it names, and a manifest with other settings is refused when opened
 (:meth:`~.manifest.Manifest.open`).
 
->>> task = Task("label", vol.roi, (64, 512, 512), LabelBlock(...), context=0, manifest=manifest)
+>>> task = Task("label blocks", vol.roi, (64, 512, 512), LabelBlock(...), manifest=manifest, key="label:")
 >>> task.run("local:4", on_result=keep)    # only the blocks the manifest does not name
 """
 

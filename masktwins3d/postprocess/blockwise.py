@@ -175,11 +175,11 @@ def scheduler_session(spec: str | Scheduler | None) -> Iterator[Scheduler]:
         yield Scheduler("address", address=cluster.scheduler_address)
 
 
-# ---- block tasks (picklable: they run on dask workers) ----------------------------------------------
+# ---- process functions of the block tasks (picklable: they run on dask workers) ----------------------
 
 
 @dataclass(frozen=True)
-class LabelTask:
+class LabelBlock:
     """Pass 1: threshold and label one block per channel; return its :class:`BlockComponents` per channel.
 
     Args:
@@ -203,11 +203,11 @@ class LabelTask:
 
 
 @dataclass(frozen=True)
-class WriteTask:
+class WriteBlock:
     """Pass 2 (instances): label one block again and write ``table[labels]`` into ``out``.
 
     Args:
-        source, channel, rule, connectivity: as in :class:`LabelTask` (one channel).
+        source, channel, rule, connectivity: as in :class:`LabelBlock` (one channel).
         out: writable ZYX label Volume of the source's spatial shape.
     """
 
@@ -258,7 +258,7 @@ def load_pieces(path: Path, channels: int) -> tuple[BlockComponents, ...]:
 
 def label_blocks(task: Task, channels: int, scheduler: str | Scheduler | None, progress: bool,
                  pieces_dir: Path | None = None) -> list[dict[tuple[int, ...], BlockComponents]]:
-    """Run ``task`` (its process a :class:`LabelTask` of ``channels`` outputs) on every block; per
+    """Run ``task`` (its process a :class:`LabelBlock` of ``channels`` outputs) on every block; per
     channel, the pieces keyed by block index.
 
     With a manifest (and ``pieces_dir``), each labelled block's pieces are saved and the block
@@ -427,7 +427,7 @@ def write_instances(job: InstanceJob, stage: Path, resuming: bool, progress: boo
         return count
     target = open_volume(str(stage), mode="r+") if resuming else create_volume(stage, job.source.shape, job.dtype, **job.geometry)
     roi = Roi((0, 0, 0), job.source.shape)
-    label = Task("label blocks", roi, job.block, LabelTask(job.source, (job.channel,), (job.rule,), job.connectivity), key="label:")
+    label = Task("label blocks", roi, job.block, LabelBlock(job.source, (job.channel,), (job.rule,), job.connectivity), key="label:")
     label.manifest = Manifest.open(stage / MANIFEST_NAME, job.settings, 2 * len(label.blocks), resuming,
                                    fix=f"pass --overwrite to start {job.out} again")
     with scheduler_session(job.sched) as session:
@@ -438,7 +438,7 @@ def write_instances(job: InstanceJob, stage: Path, resuming: bool, progress: boo
         def with_table(b: Block) -> tuple[Block, np.ndarray]:
             return b, np.concatenate([np.zeros(1, job.dtype), node_label[bases[b.index] : bases[b.index] + pieces[b.index].n]])
 
-        write = WriteTask(job.source, job.channel, job.rule, job.connectivity, target)
+        write = WriteBlock(job.source, job.channel, job.rule, job.connectivity, target)
         Task("write labels", roi, job.block, write, manifest=label.manifest, key="write:", payload=with_table).run(session, progress=progress)
     remove_path(stage / PIECES)  # complete: the output is a plain label volume
     remove_path(stage / MANIFEST_NAME)
@@ -540,7 +540,7 @@ def blockwise_points(
     rules = tuple(
         partial(foreground, delta=options[c], where=f"{source.name} channel {c} ({name})") for c, name in ((0, "pre"), (1, "post"))
     )
-    task = Task("synapse blocks", Roi((0, 0, 0), source.shape), parse_block(block_shape), LabelTask(source, (0, 1), rules, 26), key="label:")
+    task = Task("synapse blocks", Roi((0, 0, 0), source.shape), parse_block(block_shape), LabelBlock(source, (0, 1), rules, 26), key="label:")
     if work is not None:
         settings = {"job": "synapse points", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
                     "thresholds": list(options), "min_pre_voxels": int(min_pre_voxels), "block": list(parse_block(block_shape))}
