@@ -37,6 +37,7 @@ DEFAULT_BLOCK = {2: (4, 2048, 2048), 3: (128, 256, 256)}
 CHUNK_LIMIT = {2: (1, 1024, 1024), 3: (64, 256, 256)}
 """Largest output chunk (Z, Y, X), voxels, by the model's spatial axes (see :func:`~masktwins3d.parallel.block_chunks`)."""
 
+
 def check_threads(threads) -> int | None:
     """``threads`` (None: the default), or a one-line :class:`UserError` unless a whole number >= 1."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
