@@ -189,7 +189,8 @@ class LossConfig:
     confident negative_band x (source foreground fraction) of the batch is a confident negative
     too, so at most that many voxels are left untaught between the capped positives and the
     negatives (the source labels call every voxel away from a synapse background; null: only
-    p <= negative_threshold)."""
+    p <= negative_threshold); sup_weight: weight of L_sup in the adapting methods (mic, rmask,
+    masktwins; 1 as in the paper; noadapt and the oracle always learn their labels at 1)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -210,6 +211,7 @@ class LossConfig:
     debias_pos_weight: bool = False
     debias_fallback: Optional[float] = None
     negative_band: Optional[float] = None
+    sup_weight: float = 1.0
 
 
 @dataclass
@@ -460,6 +462,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
     "loss.negative_threshold": (lambda v: v is None or (_finite(v) and 0 < v <= 1), "null or a probability in (0, 1]",
                                 "loss.negative_threshold=null"),
+    "loss.sup_weight": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.sup_weight=1"),
     "loss.negative_band": (lambda v: v is None or (_finite(v) and v >= 1), "null or a finite multiple >= 1 of the source fraction",
                            "loss.negative_band=10"),
     "loss.flood_ratio": (lambda v: _finite(v) and v >= 0, "a finite multiple >= 0 (0: no warning)", "loss.flood_ratio=10"),

@@ -120,7 +120,8 @@ class Supervised(StudentMethod):
 class MaskedConsistency(StudentMethod):
     """Source supervision plus masked target self-training (MaskTwins and its ablations).
 
-    ``L = L_sup + [cl] * sum_k w_k CE(f(M_k * x_T), y_hat) + [cm] * lambda_cm * MSE(views)``,
+    ``L = w_sup * L_sup + [cl] * sum_k w_k CE(f(M_k * x_T), y_hat) + [cm] * lambda_cm * MSE(views)``
+    (``w_sup`` is ``loss.sup_weight``, 1 in the paper),
     with ``y_hat`` from the EMA teacher (or the detached student when EMA is off) on the unmasked
     target.
 
@@ -222,7 +223,7 @@ class MaskedConsistency(StudentMethod):
         xs, ys, xt = batch["source_image"], batch["source_label"], batch["target_image"]
         logits_s = self.net(xs, style=xt) if self.adain else self.net(xs)
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
-        total, logs = l_sup, {"l_sup": l_sup.detach()}
+        total, logs = self.lcfg.sup_weight * l_sup, {"l_sup": l_sup.detach()}
         logs["source_foreground"] = (ys > 0).float().mean()
         prior = self.source_prior(ys) if self.lcfg.threshold_rule == "prior" else None
         if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
