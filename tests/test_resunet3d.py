@@ -110,3 +110,20 @@ def test_target_losses_start_at_target_start():
     _, late = method.loss(batch, 3)
     assert "l_cl" not in early and early["loss"] == early["l_sup"]
     assert "l_cl" in late and "l_cm" in late
+
+
+def test_sup_weight_scales_only_l_sup():
+    base = ["method=masktwins", "model.widths=[4,4,8,8,8]", "data.crop=[32,32]", "mask.patch=4"]
+    batch = {"source_image": torch.randn(2, 1, 32, 32), "source_label": torch.randint(0, 2, (2, 32, 32)), "target_image": torch.randn(2, 1, 32, 32)}
+    logs = {}
+    for w in (1.0, 0.25, 0.0):
+        run = load_config(None, [*base, f"loss.sup_weight={w}"])
+        torch.manual_seed(0)
+        method = MaskedConsistency(build_model(run.model), run, 0.0, torch.Generator().manual_seed(0))
+        _, logs[w] = method.loss(batch, 0)
+    for w in (1.0, 0.25, 0.0):  # same weights, masks and batch: L_sup, L_cl and L_cm are the same; only the sum moves
+        assert torch.allclose(logs[w]["l_sup"], logs[1.0]["l_sup"]) and torch.allclose(logs[w]["l_cl"], logs[1.0]["l_cl"])
+        expected = w * logs[w]["l_sup"] + logs[w]["l_cl"] + 0.01 * logs[w]["l_cm"]
+        assert torch.allclose(logs[w]["loss"], expected, rtol=1e-5)
+    with pytest.raises(UserError, match="loss.sup_weight=-1.0 .* must be a finite weight >= 0"):
+        load_config(None, [*base, "loss.sup_weight=-1"])
