@@ -3,8 +3,8 @@
 Write regions tile the volume without overlap (the last block along an axis may be shorter), so
 blocks can run in any order, on any machine, and write their outputs without touching each
 other's voxels; with a block shape that is a multiple of the output's chunks no two blocks share
-a chunk either (:func:`block_chunks` gives such chunks). The read region is the write region grown by ``context`` on each side and clipped
-to the volume.
+a chunk either (:func:`block_chunks` gives such chunks). The read region is the write region
+grown by ``context`` on each side and clipped to the volume.
 """
 
 from __future__ import annotations

@@ -543,7 +543,7 @@ def blockwise_points(
     task = Task("synapse blocks", Roi((0, 0, 0), source.shape), parse_block(block_shape), LabelBlock(source, (0, 1), rules, 26), key="label:")
     if work is not None:
         settings = {"job": "synapse points", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
-                    "thresholds": list(options), "min_pre_voxels": int(min_pre_voxels), "block": list(parse_block(block_shape))}
+                    "thresholds": list(options), "min_pre_voxels": int(min_pre_voxels), "block": list(task.block_shape)}
         task.manifest = Manifest.open(Path(work) / MANIFEST_NAME, settings, len(task.blocks), resuming, fix="pass --overwrite to start again")
     pre_pieces, post_pieces = label_blocks(task, 2, scheduler, progress, Path(work) / PIECES if work is not None else None)
     pre, _ = stitch(pre_pieces, 26, int(min_pre_voxels))
