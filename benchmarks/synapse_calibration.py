@@ -36,6 +36,8 @@ from masktwins3d.evaluate.paired import format_difference, paired_difference  # 
 
 VARIANTS = {
     "noadapt": ["method=noadapt"],
+    # the target's own labels (L_sup on the target): how much a shift-closing model can gain at this budget
+    "oracle": ["method=oracle"],
     "masktwins": [],
     # the teacher's positives (false ones included) are taught 30x as hard as its negatives: plain BCE in L_cl
     "cl_pos_weight_1": ["loss.cl_pos_weight=[1.0]"],
@@ -130,6 +132,8 @@ def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, step
         f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
         f"data.target.raw={specs['target_train']['raw']}", *VARIANTS[name],
     ]
+    if name == "oracle":  # the only variant that reads the target's labels
+        overrides.append(f"data.target.points={specs['target_train']['points']}")
     run = load_config(default_config("synapse_demo.yaml"), overrides)
     t = time.perf_counter()
     trainer = build_trainer(run, overwrite=True)
