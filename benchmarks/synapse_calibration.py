@@ -91,18 +91,27 @@ of 13 % against 0.09 % in the source labels (a flood, not a collapse), before an
 masktwins and noadapt was scored."""
 
 
-def source_model(seed: int, out: Path) -> tuple[Path, dict]:
-    """The seed's synthetic synapse volumes and noadapt source model, as `masktwins3d demo` makes them."""
+def source_model(seed: int, out: Path, target_shift: float = 1.0) -> tuple[Path, dict]:
+    """The seed's synthetic synapse volumes and noadapt source model, as `masktwins3d demo` makes them;
+    the target drawn ``target_shift`` of the way from the source style to the demo's target style
+    (1: the demo's target)."""
     from masktwins3d.config import load_config
     from masktwins3d.synth import write_synapse_demo_data
+    from masktwins3d.synth.style import shifted_style
+    from masktwins3d.synth.synapse_style import SYN_SOURCE, SYN_TARGET
     from masktwins3d.train import train
 
     seed_dir = out / f"seed{seed}"
     specs_path = seed_dir / "specs.json"
     ckpt = seed_dir / "source" / "checkpoint.pt"
     if specs_path.is_file() and ckpt.is_file():
-        return ckpt, json.loads(specs_path.read_text())
-    specs = write_synapse_demo_data(seed_dir / "volumes", seed=seed, overwrite=True)
+        specs = json.loads(specs_path.read_text())
+        if specs.get("target_shift", 1.0) != target_shift:
+            sys.exit(f"{specs_path} holds volumes of target shift {specs.get('target_shift', 1.0)}; use another --out for {target_shift}")
+        return ckpt, specs
+    style = "syn_target" if target_shift == 1.0 else shifted_style(SYN_SOURCE, SYN_TARGET, target_shift)
+    specs = write_synapse_demo_data(seed_dir / "volumes", seed=seed, overwrite=True, target_style=style)
+    specs["target_shift"] = target_shift
     run = load_config(default_config("synapse_demo.yaml"), [
         "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}",
         f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
@@ -164,11 +173,13 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=50, help="warm-started iterations run (default 50)")
     p.add_argument("--schedule", type=int, default=ADAPT_ITERATIONS["synapse"], help="length of the schedule they follow")
+    p.add_argument("--target-shift", type=float, default=1.0,
+                   help="the target style this far from the source style towards the demo's target (1: the demo's; default 1)")
     args = p.parse_args()
     out = Path(args.out)
     results: dict[str, dict[int, dict]] = {name: {} for name in args.variants}
     for seed in args.seeds:
-        source, specs = source_model(seed, out)
+        source, specs = source_model(seed, out, args.target_shift)
         for name in args.variants:
             r = run_variant(seed, out, name, source, specs, args.steps, args.schedule)
             results[name][seed] = r
@@ -189,7 +200,7 @@ def main() -> None:
                 d[ref] = paired_difference(vals, [results[ref][s]["ema"]["f1"] for s in seeds])
         paired[name] = d
         print(row + "   " + "   ".join(format_difference(d[r], 1, 3) if r in d else f"{'-':>30}" for r in ("noadapt", "masktwins")))
-    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule,
+    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule, "target_shift": args.target_shift,
                                              "variants": {k: VARIANTS[k] for k in args.variants},
                                              "results": {k: {str(s): v for s, v in r.items()} for k, r in results.items()},
                                              "paired": paired})

@@ -152,3 +152,45 @@ def test_write_synapse_demo_data_and_refuse_overwrite(tmp_path):
     assert names == sorted([f"{n}.zarr" for n in specs] + [f"{n}_points.h5" for n in specs])
     with pytest.raises(UserError, match="unknown"):
         write_synapse_demo_data(tmp_path / "other", shapes={"test": (32, 64, 64)})
+
+
+def test_shifted_style_interpolates_and_extrapolates_every_parameter():
+    from masktwins3d.synth.style import shifted_style
+
+    source, target = get_synapse_style("syn_source"), get_synapse_style("syn_target")
+    start, same = shifted_style(source, target, 0.0), shifted_style(source, target, 1.0)
+    for f in dataclasses.fields(SynapseStyle):
+        if f.name != "name":
+            assert getattr(start, f.name) == pytest.approx(getattr(source, f.name)), f.name
+            assert getattr(same, f.name) == pytest.approx(getattr(target, f.name)), f.name
+    harsh = shifted_style(source, target, 1.5)
+    # by hand: gamma 1 -> 1.5 goes to 1 + 1.5 * 0.5; noise 0.05 -> 0.1 to 0.125; cell_size 420 -> 360 to 330
+    assert harsh.gamma == pytest.approx(1.75) and harsh.noise == pytest.approx(0.125) and harsh.cell_size == pytest.approx(330.0)
+    assert harsh.blur == pytest.approx(0.8 + 1.5 * 0.3) and harsh.section_blur == pytest.approx(0.8 + 1.5 * 0.5)
+    assert harsh.post_count == (1, 4) and all(isinstance(n, int) for n in harsh.post_count)
+    assert harsh.name == "syn_target@1.5" and shifted_style(source, target, 2, name="x").name == "x"
+    with pytest.raises(UserError, match="at least 0"):
+        shifted_style(source, target, -0.5)
+    with pytest.raises(UserError, match="different kinds"):
+        shifted_style(DomainStyle(), target, 1.0)
+    with pytest.raises(UserError, match="style"):  # pushed out of range: a stain below 0
+        shifted_style(source, target, 40.0)
+
+
+def test_write_synapse_demo_data_with_a_target_style(tmp_path):
+    import zarr
+
+    from masktwins3d.synth.style import shifted_style
+
+    style = shifted_style(get_synapse_style("syn_source"), get_synapse_style("syn_target"), 1.5)
+    shapes = (24, 48, 48)
+    specs = write_synapse_demo_data(tmp_path / "d", shapes=shapes, seed=1, target_style=style)
+    plain = write_synapse_demo_data(tmp_path / "p", shapes=shapes, seed=1)
+    for name in ("target_train", "target_test"):
+        attrs = zarr.open_group(specs[name]["raw"].rsplit("/", 1)[0], mode="r").attrs["masktwins3d"]["synth"]
+        assert attrs["style"]["name"] == "syn_target@1.5" and attrs["style"]["gamma"] == pytest.approx(1.75)
+    assert np.array_equal(open_volume(specs["source_train"]["raw"]).read(), open_volume(plain["source_train"]["raw"]).read())
+    assert not np.array_equal(open_volume(specs["target_test"]["raw"]).read(), open_volume(plain["target_test"]["raw"]).read())
+    with pytest.raises(UserError):
+        write_synapse_demo_data(tmp_path / "e", shapes=shapes, target_style="no_such_style")
+    assert not (tmp_path / "e").exists()

@@ -15,7 +15,7 @@ Styles are immutable; derive a variant with ``dataclasses.replace(get_style("tar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from ..errors import UserError
 
@@ -168,6 +168,34 @@ TARGET = DomainStyle(
 STYLES: dict[str, DomainStyle] = {"source": SOURCE, "target": TARGET}
 """Every named synthetic style of both tracks, by name: the mitochondria styles here, the synapse
 styles (:class:`~.synapse_style.SynapseStyle`) added by :mod:`.synapse_style`."""
+
+def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, name: str | None = None) -> DomainStyle:
+    """The style ``strength`` of the way from ``source`` to ``target``, along every parameter at once.
+
+    Each numeric field becomes ``source + strength * (target - source)``, element by element for
+    tuples; integer fields are rounded. ``strength`` 0 gives ``source``'s parameters, 1
+    ``target``'s, above 1 a harsher shift in the same direction. The result is checked as any
+    style is (a parameter pushed out of its range is a one-line :class:`UserError`).
+
+    Args:
+        source / target: two styles of one kind.
+        strength: position along the shift, at least 0.
+        name: the new style's name (default ``"<target>@<strength>"``).
+    """
+    if type(source) is not type(target):
+        raise UserError(f"shifted_style: {source.name!r} and {target.name!r} are different kinds of style")
+    if not strength >= 0:
+        raise UserError(f"shift strength {strength} must be at least 0")
+
+    def step(a, b):
+        if isinstance(a, tuple):
+            return tuple(step(x, y) for x, y in zip(a, b))
+        value = a + strength * (b - a)
+        return int(round(value)) if isinstance(a, int) and isinstance(b, int) else float(value)
+
+    changes = {f.name: step(getattr(source, f.name), getattr(target, f.name)) for f in fields(source) if f.name != "name"}
+    return replace(source, name=name or f"{target.name}@{strength:g}", **changes)
+
 
 _KIND_NAMES = {"DomainStyle": "synthetic style", "SynapseStyle": "synthetic synapse style"}
 

@@ -14,7 +14,7 @@ from ..atomic import atomic_write
 from ..errors import UserError
 from ..io import create_volume
 from .synapse import generate_synapse_volume
-from .synapse_style import get_synapse_style
+from .synapse_style import SynapseStyle, get_synapse_style
 
 #: volume name -> synapse style name
 SYNAPSE_DEMO_VOLUMES: dict[str, str] = {
@@ -66,6 +66,7 @@ def write_synapse_demo_data(
     shapes=None,
     seed: int = 0,
     overwrite: bool = False,
+    target_style: SynapseStyle | str = "syn_target",
 ) -> dict[str, dict[str, str]]:
     """Generate and write the synapse demo volumes ``source_train``, ``target_train``, ``target_test``.
 
@@ -86,6 +87,8 @@ def write_synapse_demo_data(
         seed: base seed. Default 0.
         overwrite: replace volumes that exist; otherwise an existing one is an error (checked
             before anything is written).
+        target_style: the style of both target volumes (a :class:`SynapseStyle` or a registered
+            name); default ``"syn_target"``.
 
     Returns:
         ``{name: {"raw": "<root>/<name>.zarr/raw", "points": "<root>/<name>_points.h5"}}``.
@@ -94,6 +97,7 @@ def write_synapse_demo_data(
 
     root = Path(root)
     shapes = _resolve_shapes(shapes)
+    target = get_synapse_style(target_style)
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a folder; choose another demo data folder")
     targets = {name: (root / f"{name}.zarr", root / f"{name}_points.h5") for name in SYNAPSE_DEMO_VOLUMES}
@@ -105,7 +109,7 @@ def write_synapse_demo_data(
     root.mkdir(parents=True, exist_ok=True)
     specs = {}
     for index, (name, style_name) in enumerate(SYNAPSE_DEMO_VOLUMES.items()):
-        style = get_synapse_style(style_name)
+        style = target if style_name == "syn_target" else get_synapse_style(style_name)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), index]))
         raw, pre, post = generate_synapse_volume(style, shapes[name], rng)
         (final, points), tmp = targets[name], root / f".{name}.partial.zarr"
