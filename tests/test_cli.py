@@ -167,3 +167,9 @@ def test_a_negative_value_after_a_flag_is_a_value():
     assert join_negative_values(["convert", "--offset", "-5,0,0", "--input", "a"]) == ["convert", "--offset=-5,0,0", "--input", "a"]
     assert join_negative_values(["train", "optim.lr=-1", "--overwrite"]) == ["train", "optim.lr=-1", "--overwrite"]
     assert join_negative_values(["evaluate", "--offset=-1,2,3"]) == ["evaluate", "--offset=-1,2,3"]
+
+
+def test_demo_synapse_methods_flag_checked_before_work(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "--synapse-methods", "noadapt", "selftrain", "--out", tmp_path / "run", "--data", tmp_path / "d")
+    assert_user_error(code, err, "--synapse-methods 'selftrain'")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "run").exists()
