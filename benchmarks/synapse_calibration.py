@@ -84,6 +84,15 @@ VARIANTS = {
     # no AdaIN: the source model was trained without it, the warm-started student switches it on
     "no_adain": ["model.adain=false"],
 }
+MASK_GRID = {"lambda_cm": (0.01, 0.1), "patch": (3, 6), "kind": ("complementary", "independent")}
+"""The synapse λ_cm × b sweep (issue 13, item 5), each cell with complementary and with independent
+masks: the paper's 0.1 and the mito default 0.01; cells of 3 voxels (the shipped crop / 16) and of 6
+(the paper's 48 nm at 8 nm voxels). Cells are named ``<kind>_l<lambda_cm>_b<patch>``; the shipped
+config is ``complementary_l0.1_b3`` (the ``masktwins`` variant)."""
+for _lam in MASK_GRID["lambda_cm"]:
+    for _b in MASK_GRID["patch"]:
+        for _kind in MASK_GRID["kind"]:
+            VARIANTS[f"{_kind}_l{_lam:g}_b{_b}"] = [f"mask.kind={_kind}", f"loss.lambda_cm={_lam:g}", f"mask.patch={_b}"]
 DEFAULT_VARIANTS = ("noadapt", "masktwins", "cl_pos_weight_1", "debias", "no_mask")
 """Run by default (the others on request): the references, the two pos_weight hypotheses, and
 masking switched off. Chosen after the first calibration runs logged a pseudo-label foreground
