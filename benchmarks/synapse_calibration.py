@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from masktwins3d.atomic import atomic_write_json  # noqa: E402
+from masktwins3d.atomic import atomic_write_json, discard, restore_on_error  # noqa: E402
 from masktwins3d.demo import ADAPT_ITERATIONS, ADAPT_SETTINGS, WEIGHTS, default_config  # noqa: E402
 from masktwins3d.evaluate.paired import format_difference, paired_difference  # noqa: E402
 
@@ -156,7 +156,9 @@ def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, step
     t = time.perf_counter()
     trainer = build_trainer(run, overwrite=True)
     trainer.iterations = steps  # the schedule of a `schedule`-long run, stopped early (its checkpoint is written)
-    ckpt = trainer.run()
+    with restore_on_error(trainer.out_dir, trainer.replaced):  # as train.train settles an --overwrite
+        ckpt = trainer.run()
+    discard(trainer.replaced)
     seconds = time.perf_counter() - t
     gt = read_points(specs["target_test"]["points"])
     result = {"seconds": seconds}
