@@ -173,8 +173,8 @@ def test_shifted_style_interpolates_and_extrapolates_every_parameter():
         shifted_style(source, target, -0.5)
     with pytest.raises(UserError, match="different kinds"):
         shifted_style(DomainStyle(), target, 1.0)
-    with pytest.raises(UserError, match="style"):  # pushed out of range: a stain below 0
-        shifted_style(source, target, 40.0)
+    with pytest.raises(UserError, match="cloud_vesicles"):  # pushed out of range: 40 - 4 * 12 vesicles per cloud
+        shifted_style(source, target, 4.0)
 
 
 def test_write_synapse_demo_data_with_a_target_style(tmp_path):

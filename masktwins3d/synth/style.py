@@ -169,6 +169,7 @@ STYLES: dict[str, DomainStyle] = {"source": SOURCE, "target": TARGET}
 """Every named synthetic style of both tracks, by name: the mitochondria styles here, the synapse
 styles (:class:`~.synapse_style.SynapseStyle`) added by :mod:`.synapse_style`."""
 
+
 def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, name: str | None = None) -> DomainStyle:
     """The style ``strength`` of the way from ``source`` to ``target``, along every parameter at once.
 
