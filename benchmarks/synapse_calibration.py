@@ -100,33 +100,38 @@ of 13 % against 0.09 % in the source labels (a flood, not a collapse), before an
 masktwins and noadapt was scored."""
 
 
-def source_model(seed: int, out: Path, target_shift: float = 1.0) -> tuple[Path, dict]:
+def source_model(seed: int, out: Path, target_shift: float = 1.0, shift_fields: str = "all") -> tuple[Path, dict]:
     """The seed's synthetic synapse volumes and noadapt source model, as `masktwins3d demo` makes them;
     the target drawn ``target_shift`` of the way from the source style to the demo's target style
-    (1: the demo's target)."""
+    (1: the demo's target), along every style parameter or (``shift_fields="imaging"``) only along
+    the imaging ones, the rest as the demo's target."""
     from masktwins3d.config import load_config
     from masktwins3d.synth import write_synapse_demo_data
-    from masktwins3d.synth.style import shifted_style
+    from masktwins3d.synth.style import IMAGING_FIELDS, shifted_style
     from masktwins3d.synth.synapse_style import SYN_SOURCE, SYN_TARGET
     from masktwins3d.train import train
 
     seed_dir = out / f"seed{seed}"
     specs_path = seed_dir / "specs.json"
     ckpt = seed_dir / "source" / "checkpoint.pt"
+    wanted = (target_shift, shift_fields if target_shift != 1.0 else "all")  # s = 1 is the demo's target either way
     if specs_path.is_file() and ckpt.is_file():
         specs = json.loads(specs_path.read_text())
-        if specs.get("target_shift", 1.0) != target_shift:
-            sys.exit(f"{specs_path} holds volumes of target shift {specs.get('target_shift', 1.0)}; use another --out for {target_shift}")
+        held = (specs.get("target_shift", 1.0), specs.get("shift_fields", "all"))
+        if held != wanted:
+            sys.exit(f"{specs_path} holds volumes of target shift {held}; use another --out for {wanted}")
         return ckpt, specs
-    style = "syn_target" if target_shift == 1.0 else shifted_style(SYN_SOURCE, SYN_TARGET, target_shift)
+    only = IMAGING_FIELDS if wanted[1] == "imaging" else None
+    style = "syn_target" if target_shift == 1.0 else shifted_style(SYN_SOURCE, SYN_TARGET, target_shift, only=only)
     specs = write_synapse_demo_data(seed_dir / "volumes", seed=seed, overwrite=True, target_style=style)
-    specs["target_shift"] = target_shift
-    run = load_config(default_config("synapse_demo.yaml"), [
-        "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}",
-        f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
-        f"data.target.raw={specs['target_train']['raw']}", "train.progress=false",
-    ])
-    ckpt = train(run, overwrite=True)
+    specs["target_shift"], specs["shift_fields"] = wanted
+    if not ckpt.is_file():  # the source model trains on the source alone, so one from another target shift serves
+        run = load_config(default_config("synapse_demo.yaml"), [
+            "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}",
+            f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
+            f"data.target.raw={specs['target_train']['raw']}", "train.progress=false",
+        ])
+        ckpt = train(run, overwrite=True)
     atomic_write_json(specs_path, specs)
     return ckpt, specs
 
@@ -186,11 +191,13 @@ def main() -> None:
     p.add_argument("--schedule", type=int, default=ADAPT_ITERATIONS["synapse"], help="length of the schedule they follow")
     p.add_argument("--target-shift", type=float, default=1.0,
                    help="the target style this far from the source style towards the demo's target (1: the demo's; default 1)")
+    p.add_argument("--shift-fields", choices=("all", "imaging"), default="all",
+                   help="which style parameters --target-shift moves (imaging: blur, intensity mapping, noise; default all)")
     args = p.parse_args()
     out = Path(args.out)
     results: dict[str, dict[int, dict]] = {name: {} for name in args.variants}
     for seed in args.seeds:
-        source, specs = source_model(seed, out, args.target_shift)
+        source, specs = source_model(seed, out, args.target_shift, args.shift_fields)
         for name in args.variants:
             r = run_variant(seed, out, name, source, specs, args.steps, args.schedule)
             results[name][seed] = r
@@ -211,7 +218,7 @@ def main() -> None:
                 d[ref] = paired_difference(vals, [results[ref][s]["ema"]["f1"] for s in seeds])
         paired[name] = d
         print(row + "   " + "   ".join(format_difference(d[r], 1, 3) if r in d else f"{'-':>30}" for r in ("noadapt", "masktwins")))
-    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule, "target_shift": args.target_shift,
+    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule, "target_shift": args.target_shift, "shift_fields": args.shift_fields,
                                              "variants": {k: VARIANTS[k] for k in args.variants},
                                              "results": {k: {str(s): v for s, v in r.items()} for k, r in results.items()},
                                              "paired": paired})

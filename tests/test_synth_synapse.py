@@ -155,7 +155,7 @@ def test_write_synapse_demo_data_and_refuse_overwrite(tmp_path):
 
 
 def test_shifted_style_interpolates_and_extrapolates_every_parameter():
-    from masktwins3d.synth.style import shifted_style
+    from masktwins3d.synth.style import IMAGING_FIELDS, shifted_style
 
     source, target = get_synapse_style("syn_source"), get_synapse_style("syn_target")
     start, same = shifted_style(source, target, 0.0), shifted_style(source, target, 1.0)
@@ -175,6 +175,12 @@ def test_shifted_style_interpolates_and_extrapolates_every_parameter():
         shifted_style(DomainStyle(), target, 1.0)
     with pytest.raises(UserError, match="cloud_vesicles"):  # pushed out of range: 40 - 4 * 12 vesicles per cloud
         shifted_style(source, target, 4.0)
+    imaging = shifted_style(source, target, 2.0, only=IMAGING_FIELDS)
+    # imaging moved twice as far (gamma 1 -> 1.5 to 2, noise 0.05 -> 0.1 to 0.15), everything else the target's
+    assert imaging.gamma == pytest.approx(2.0) and imaging.noise == pytest.approx(0.15)
+    assert imaging.cell_size == target.cell_size and imaging.tbar == target.tbar and imaging.psd_radius == target.psd_radius
+    with pytest.raises(UserError, match="'glare' is not a style parameter"):
+        shifted_style(source, target, 2.0, only=("glare",))
 
 
 def test_write_synapse_demo_data_with_a_target_style(tmp_path):

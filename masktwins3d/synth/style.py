@@ -170,7 +170,12 @@ STYLES: dict[str, DomainStyle] = {"source": SOURCE, "target": TARGET}
 styles (:class:`~.synapse_style.SynapseStyle`) added by :mod:`.synapse_style`."""
 
 
-def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, name: str | None = None) -> DomainStyle:
+IMAGING_FIELDS = ("blur", "section_blur", "brightness", "contrast", "gamma", "noise", "shot_noise", "section_jitter")
+"""The imaging parameters of a style (microscope and sectioning; the voxel size left out)."""
+
+
+def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, name: str | None = None,
+                  only: tuple[str, ...] | None = None) -> DomainStyle:
     """The style ``strength`` of the way from ``source`` to ``target``, along every parameter at once.
 
     Each numeric field becomes ``source + strength * (target - source)``, element by element for
@@ -182,11 +187,17 @@ def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, nam
         source / target: two styles of one kind.
         strength: position along the shift, at least 0.
         name: the new style's name (default ``"<target>@<strength>"``).
+        only: move only these fields (e.g. :data:`IMAGING_FIELDS`); every other field keeps
+            ``target``'s value. Default: all.
     """
     if type(source) is not type(target):
         raise UserError(f"shifted_style: {source.name!r} and {target.name!r} are different kinds of style")
     if not strength >= 0:
         raise UserError(f"shift strength {strength} must be at least 0")
+    names = {f.name for f in fields(source)} - {"name"}
+    unknown = sorted(set(only or ()) - names)
+    if unknown:
+        raise UserError(f"shifted_style: {unknown[0]!r} is not a style parameter; choose from {sorted(names)}")
 
     def step(a, b):
         if isinstance(a, tuple):
@@ -194,7 +205,8 @@ def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, nam
         value = a + strength * (b - a)
         return int(round(value)) if isinstance(a, int) and isinstance(b, int) else float(value)
 
-    changes = {f.name: step(getattr(source, f.name), getattr(target, f.name)) for f in fields(source) if f.name != "name"}
+    moved = names if only is None else set(only)
+    changes = {n: step(getattr(source, n), getattr(target, n)) if n in moved else getattr(target, n) for n in names}
     return replace(source, name=name or f"{target.name}@{strength:g}", **changes)
 
 
