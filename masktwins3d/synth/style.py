@@ -176,7 +176,7 @@ IMAGING_FIELDS = ("blur", "section_blur", "brightness", "contrast", "gamma", "no
 
 def shifted_style(source: DomainStyle, target: DomainStyle, strength: float, name: str | None = None,
                   only: tuple[str, ...] | None = None) -> DomainStyle:
-    """The style ``strength`` of the way from ``source`` to ``target``, along every parameter at once.
+    """The style ``strength`` of the way from ``source`` to ``target``, along every parameter (or ``only``).
 
     Each numeric field becomes ``source + strength * (target - source)``, element by element for
     tuples; integer fields are rounded. ``strength`` 0 gives ``source``'s parameters, 1
