@@ -92,7 +92,8 @@ config is ``complementary_l0.1_b3`` (the ``masktwins`` variant)."""
 for _lam in MASK_GRID["lambda_cm"]:
     for _b in MASK_GRID["patch"]:
         for _kind in MASK_GRID["kind"]:
-            VARIANTS[f"{_kind}_l{_lam:g}_b{_b}"] = [f"mask.kind={_kind}", f"loss.lambda_cm={_lam:g}", f"mask.patch={_b}"]
+            VARIANTS[f"{_kind}_l{_lam:g}_b{_b}"] = [f"mask.kind={_kind}", f"loss.lambda_cm={_lam:g}",
+                                                     f"mask.patch={_b}"]
 DEFAULT_VARIANTS = ("noadapt", "masktwins", "cl_pos_weight_1", "debias", "no_mask")
 """Run by default (the others on request): the references, the two pos_weight hypotheses, and
 masking switched off. Chosen after the first calibration runs logged a pseudo-label foreground
@@ -190,9 +191,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50, help="warm-started iterations run (default 50)")
     p.add_argument("--schedule", type=int, default=ADAPT_ITERATIONS["synapse"], help="length of the schedule they follow")
     p.add_argument("--target-shift", type=float, default=1.0,
-                   help="the target style this far from the source style towards the demo's target (1: the demo's; default 1)")
+                   help="the target style this far from the source style towards the demo's target "
+                        "(1: the demo's; default 1)")
     p.add_argument("--shift-fields", choices=("all", "imaging"), default="all",
-                   help="which style parameters --target-shift moves (imaging: blur, intensity mapping, noise; default all)")
+                   help="which style parameters --target-shift moves "
+                        "(imaging: blur, intensity mapping, noise; default all)")
     args = p.parse_args()
     out = Path(args.out)
     results: dict[str, dict[int, dict]] = {name: {} for name in args.variants}
@@ -218,7 +221,8 @@ def main() -> None:
                 d[ref] = paired_difference(vals, [results[ref][s]["ema"]["f1"] for s in seeds])
         paired[name] = d
         print(row + "   " + "   ".join(format_difference(d[r], 1, 3) if r in d else f"{'-':>30}" for r in ("noadapt", "masktwins")))
-    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule, "target_shift": args.target_shift, "shift_fields": args.shift_fields,
+    atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule,
+                                             "target_shift": args.target_shift, "shift_fields": args.shift_fields,
                                              "variants": {k: VARIANTS[k] for k in args.variants},
                                              "results": {k: {str(s): v for s, v in r.items()} for k, r in results.items()},
                                              "paired": paired})

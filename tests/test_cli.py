@@ -170,6 +170,7 @@ def test_a_negative_value_after_a_flag_is_a_value():
 
 
 def test_demo_synapse_methods_flag_checked_before_work(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "demo", "--synapse-methods", "noadapt", "selftrain", "--out", tmp_path / "run", "--data", tmp_path / "d")
+    code, _, err = run_cli(capsys, "demo", "--synapse-methods", "noadapt", "selftrain",
+                           "--out", tmp_path / "run", "--data", tmp_path / "d")
     assert_user_error(code, err, "--synapse-methods 'selftrain'")
     assert not (tmp_path / "d").exists() and not (tmp_path / "run").exists()

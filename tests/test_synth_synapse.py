@@ -165,7 +165,8 @@ def test_shifted_style_interpolates_and_extrapolates_every_parameter():
             assert getattr(same, f.name) == pytest.approx(getattr(target, f.name)), f.name
     harsh = shifted_style(source, target, 1.5)
     # by hand: gamma 1 -> 1.5 goes to 1 + 1.5 * 0.5; noise 0.05 -> 0.1 to 0.125; cell_size 420 -> 360 to 330
-    assert harsh.gamma == pytest.approx(1.75) and harsh.noise == pytest.approx(0.125) and harsh.cell_size == pytest.approx(330.0)
+    assert harsh.gamma == pytest.approx(1.75) and harsh.noise == pytest.approx(0.125)
+    assert harsh.cell_size == pytest.approx(330.0)
     assert harsh.blur == pytest.approx(0.8 + 1.5 * 0.3) and harsh.section_blur == pytest.approx(0.8 + 1.5 * 0.5)
     assert harsh.post_count == (1, 4) and all(isinstance(n, int) for n in harsh.post_count)
     assert harsh.name == "syn_target@1.5" and shifted_style(source, target, 2, name="x").name == "x"
@@ -178,7 +179,7 @@ def test_shifted_style_interpolates_and_extrapolates_every_parameter():
     imaging = shifted_style(source, target, 2.0, only=IMAGING_FIELDS)
     # imaging moved twice as far (gamma 1 -> 1.5 to 2, noise 0.05 -> 0.1 to 0.15), everything else the target's
     assert imaging.gamma == pytest.approx(2.0) and imaging.noise == pytest.approx(0.15)
-    assert imaging.cell_size == target.cell_size and imaging.tbar == target.tbar and imaging.psd_radius == target.psd_radius
+    assert (imaging.cell_size, imaging.tbar, imaging.psd_radius) == (target.cell_size, target.tbar, target.psd_radius)
     with pytest.raises(UserError, match="'glare' is not a style parameter"):
         shifted_style(source, target, 2.0, only=("glare",))
 
@@ -195,8 +196,11 @@ def test_write_synapse_demo_data_with_a_target_style(tmp_path):
     for name in ("target_train", "target_test"):
         attrs = zarr.open_group(specs[name]["raw"].rsplit("/", 1)[0], mode="r").attrs["masktwins3d"]["synth"]
         assert attrs["style"]["name"] == "syn_target@1.5" and attrs["style"]["gamma"] == pytest.approx(1.75)
-    assert np.array_equal(open_volume(specs["source_train"]["raw"]).read(), open_volume(plain["source_train"]["raw"]).read())
-    assert not np.array_equal(open_volume(specs["target_test"]["raw"]).read(), open_volume(plain["target_test"]["raw"]).read())
+    def read(spec, name):
+        return open_volume(spec[name]["raw"]).read()
+
+    assert np.array_equal(read(specs, "source_train"), read(plain, "source_train"))
+    assert not np.array_equal(read(specs, "target_test"), read(plain, "target_test"))
     with pytest.raises(UserError):
         write_synapse_demo_data(tmp_path / "e", shapes=shapes, target_style="no_such_style")
     assert not (tmp_path / "e").exists()
