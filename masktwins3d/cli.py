@@ -344,7 +344,7 @@ def _float_pair(text: str) -> tuple[float, float]:
 
 def _add_demo(sub) -> None:
     """The ``demo`` subcommand."""
-    from .demo import ADAPT_ITERATIONS, DEFAULT_TRACKS, SYNAPSE_METHODS
+    from .demo import ADAPT_ITERATIONS, DEFAULT_TRACKS, DEMO_METHODS, METHODS, SYNAPSE_METHODS
 
     d = sub.add_parser("demo", help="synthetic source -> target demo on both tracks: train, predict, evaluate, print the tables",
                        description="Mitochondria: generate synthetic source/target EM volumes, train a source model (noadapt), then warm-start noadapt (continued), mic, rmask, masktwins and oracle from it with the same budget and seed, predict the held-out target with each run's EMA and last-student weights, score it (DA-ISC 2d). Synapses: isotropic synthetic volumes with pre/post points, noadapt, masktwins and oracle with the 3D ResUNet the same way, points by the AdaSyn protocol, WASPSYN scores. Writes runs/demo/report.json and errors.png.")
@@ -353,9 +353,9 @@ def _add_demo(sub) -> None:
     d.add_argument("--tracks", nargs="+", default=list(DEFAULT_TRACKS), help=f"mito, synapse or both (default: {' '.join(DEFAULT_TRACKS)})")
     d.add_argument("--data", default="volumes/demo", help="where the synthetic volumes are written (default: volumes/demo)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    d.add_argument("--methods", nargs="+", default=None, help="mito methods among noadapt mic rmask masktwins oracle (default: noadapt rmask masktwins oracle)")
+    d.add_argument("--methods", nargs="+", default=None, help=f"mito methods among {' '.join(METHODS)} (default: {' '.join(DEMO_METHODS)})")
     d.add_argument("--synapse-methods", nargs="+", default=None,
-                   help=f"synapse methods among noadapt mic rmask masktwins oracle (default: {' '.join(SYNAPSE_METHODS)})")
+                   help=f"synapse methods among {' '.join(METHODS)} (default: {' '.join(SYNAPSE_METHODS)})")
     d.add_argument("--seed", type=int, default=0, help="seed of the data and of every run (default: 0)")
     d.add_argument("--iterations", type=int, default=None, help="mito source-model iterations (default: the config's)")
     d.add_argument("--synapse-iterations", type=int, default=None, help="synapse source-model iterations (default: the config's)")

@@ -2,8 +2,9 @@
 probability zarr, block by block) and :func:`predict_array` (a numpy array in memory).
 
 Both run the one engine: :func:`.region.predict_region` per region, and for volumes
-:func:`.blockwise.predict_blockwise` around it (settings: :class:`.settings.PredictSettings`) (blocks with context, chunk-aligned writes, a
-resumable manifest, optional dask). 2D models predict sections, 3D models 3D regions.
+:func:`.blockwise.predict_blockwise` around it (blocks with context, chunk-aligned writes, a
+resumable manifest, optional dask; its settings a :class:`.settings.PredictSettings`). 2D models
+predict sections, 3D models 3D regions.
 
 >>> out = predict_volume(model, open_volume("raw.zarr"), "prob.zarr", preprocess=volume_normalizer(vol))
 """

@@ -109,12 +109,13 @@ class PredictWidget(WorkerWidget):
     step = "prediction"
 
     def __init__(self, napari_viewer):
-        from ..inference.settings import PredictSettings
+        from ..inference.settings import DEFAULT_PATCH, PredictSettings
 
         default = PredictSettings()  # the engine's defaults, stated there once
+        auto = " or ".join(",".join(map(str, DEFAULT_PATCH[d])) for d in (2, 3))
         self.image = layer_picker(napari_viewer, "image", lambda layer: isinstance(layer, Image))
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pt")
-        self.patch = LineEdit(label="patch", value="auto", tooltip="window in voxels: Y,X for 2D models, Z,Y,X for 3D; auto = 256,256 or 64,64,64")
+        self.patch = LineEdit(label="patch", value="auto", tooltip=f"window in voxels: Y,X for 2D models, Z,Y,X for 3D; auto = {auto}")
         self.overlap = FloatSpinBox(label="overlap", value=default.overlap, min=0.0, max=0.9, step=0.05)
         self.device = ComboBox(label="device", choices=list(values(Device)), value=default.device)
         self.resample = ComboBox(label="resample", choices=list(values(Resample)), value=default.resample.value,
