@@ -101,7 +101,8 @@ of 13 % against 0.09 % in the source labels (a flood, not a collapse), before an
 masktwins and noadapt was scored."""
 
 
-def source_model(seed: int, out: Path, target_shift: float = 1.0, shift_fields: str = "all") -> tuple[Path, dict]:
+def source_model(seed: int, out: Path, target_shift: float = 1.0, shift_fields: str = "all",
+                 source_iterations: int | None = None) -> tuple[Path, dict]:
     """The seed's synthetic synapse volumes and noadapt source model, as `masktwins3d demo` makes them;
     the target drawn ``target_shift`` of the way from the source style to the demo's target style
     (1: the demo's target), along every style parameter or (``shift_fields="imaging"``) only along
@@ -116,25 +117,68 @@ def source_model(seed: int, out: Path, target_shift: float = 1.0, shift_fields: 
     specs_path = seed_dir / "specs.json"
     ckpt = seed_dir / "source" / "checkpoint.pt"
     wanted = (target_shift, shift_fields if target_shift != 1.0 else "all")  # s = 1 is the demo's target either way
+    its = source_iterations or load_config(default_config("synapse_demo.yaml")).optim.iterations
     if specs_path.is_file() and ckpt.is_file():
         specs = json.loads(specs_path.read_text())
         held = (specs.get("target_shift", 1.0), specs.get("shift_fields", "all"))
         if held != wanted:
             sys.exit(f"{specs_path} holds volumes of target shift {held}; use another --out for {wanted}")
+        if specs.get("source_iterations", its) != its:
+            sys.exit(f"{specs_path} holds a source model of {specs['source_iterations']} iterations; use another --out for {its}")
         return ckpt, specs
     only = IMAGING_FIELDS if wanted[1] == "imaging" else None
     style = "syn_target" if target_shift == 1.0 else shifted_style(SYN_SOURCE, SYN_TARGET, target_shift, only=only)
     specs = write_synapse_demo_data(seed_dir / "volumes", seed=seed, overwrite=True, target_style=style)
-    specs["target_shift"], specs["shift_fields"] = wanted
+    specs["target_shift"], specs["shift_fields"], specs["source_iterations"] = (*wanted, its)
     if not ckpt.is_file():  # the source model trains on the source alone, so one from another target shift serves
         run = load_config(default_config("synapse_demo.yaml"), [
-            "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}",
+            "method=noadapt", f"train.out_dir={seed_dir / 'source'}", f"train.seed={seed}", f"optim.iterations={its}",
             f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
             f"data.target.raw={specs['target_train']['raw']}", "train.progress=false",
         ])
         ckpt = train(run, overwrite=True)
     atomic_write_json(specs_path, specs)
     return ckpt, specs
+
+
+HELD_OUT_SOURCE_SHAPE = (64, 128, 128)
+"""The held-out source volume of each seed: as large as the demo's held-out target."""
+
+
+def source_health(seed: int, out: Path, source: Path) -> dict:
+    """The source model's F1 (both weights) on a held-out volume of the *source* style, drawn for
+    this seed alone (never trained on, never in the demo): a score that needs source labels only,
+    which a user has. Cached in ``<seed>/source/health.json``."""
+    from masktwins3d.inference.checkpoint import predict_with_checkpoint
+    from masktwins3d.io import create_volume
+    from masktwins3d.io.points import SynapsePoints, write_points_h5
+    from masktwins3d.postprocess.synapse import probabilities_to_points
+    from masktwins3d.evaluate.synapse import score_synapses
+    from masktwins3d.synth.synapse import generate_synapse_volume
+    from masktwins3d.synth.synapse_style import SYN_SOURCE
+
+    seed_dir = out / f"seed{seed}"
+    path = seed_dir / "source" / "health.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    # index 3: the demo's volumes use indices 0-2 of the same seed sequence
+    raw, pre, post = generate_synapse_volume(SYN_SOURCE, HELD_OUT_SOURCE_SHAPE, np.random.default_rng(np.random.SeedSequence([seed, 3])))
+    vol = seed_dir / "volumes" / "source_test.zarr"
+    create_volume(str(vol / "raw"), raw.shape, raw.dtype, voxel_size=tuple(SYN_SOURCE.voxel_size), offset=(0, 0, 0),
+                  overwrite=True)[...] = raw
+    gt = SynapsePoints(pre, post)
+    write_points_h5(seed_dir / "volumes" / "source_test_points.h5", gt, SYN_SOURCE.voxel_size)
+    result = {}
+    for w in WEIGHTS:
+        prob = predict_with_checkpoint(source, str(vol / "raw"), seed_dir / "source" / f"prob_source_test_{w}.zarr",
+                                       overlap=0.25, progress=False, weights=w, overwrite=True)
+        points = probabilities_to_points(np.asarray(prob[:]))
+        s = score_synapses(points, gt)
+        result[w] = {"f1": float(s["f1"]), "f1_pre": float(s["f1_pre"]), "f1_post": float(s["f1_post"]),
+                     "n_pre": int(len(points.pre)), "n_post": int(len(points.post))}
+    result["gt"] = {"n_pre": int(len(pre)), "n_post": int(len(post))}
+    atomic_write_json(path, result)
+    return result
 
 
 def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, steps: int, schedule: int) -> dict:
@@ -193,6 +237,8 @@ def main() -> None:
     p.add_argument("--target-shift", type=float, default=1.0,
                    help="the target style this far from the source style towards the demo's target "
                         "(1: the demo's; default 1)")
+    p.add_argument("--source-iterations", type=int, default=None,
+                   help="length of the source phase (default: configs/synapse_demo.yaml's)")
     p.add_argument("--shift-fields", choices=("all", "imaging"), default="all",
                    help="which style parameters --target-shift moves "
                         "(imaging: blur, intensity mapping, noise; default all)")
@@ -200,7 +246,11 @@ def main() -> None:
     out = Path(args.out)
     results: dict[str, dict[int, dict]] = {name: {} for name in args.variants}
     for seed in args.seeds:
-        source, specs = source_model(seed, out, args.target_shift, args.shift_fields)
+        source, specs = source_model(seed, out, args.target_shift, args.shift_fields, args.source_iterations)
+        h = source_health(seed, out, source)
+        results.setdefault("source_health", {})[seed] = h
+        print(f"seed {seed} source model on held-out source: " + "  ".join(
+            f"{w} F1 {h[w]['f1']:.3f} ({h[w]['n_pre']}/{h[w]['n_post']})" for w in WEIGHTS) + f"  of {h['gt']['n_pre']}/{h['gt']['n_post']}", flush=True)
         for name in args.variants:
             r = run_variant(seed, out, name, source, specs, args.steps, args.schedule)
             results[name][seed] = r
