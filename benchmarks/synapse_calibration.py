@@ -181,8 +181,10 @@ def source_health(seed: int, out: Path, source: Path) -> dict:
     return result
 
 
-def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, steps: int, schedule: int) -> dict:
-    """Both weights' F1 and point counts of one variant stopped after ``steps`` of a ``schedule``-long run."""
+def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, steps: int, schedule: int,
+                init_weights: str = "ema") -> dict:
+    """Both weights' F1 and point counts of one variant stopped after ``steps`` of a ``schedule``-long run,
+    warm-started from the source checkpoint's ``init_weights`` (ema or student)."""
     from masktwins3d.config import load_config
     from masktwins3d.evaluate.synapse import score_synapses
     from masktwins3d.inference.checkpoint import predict_with_checkpoint
@@ -193,10 +195,14 @@ def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, step
     run_dir = out / f"seed{seed}" / name
     scores = run_dir / "scores.json"
     if scores.is_file():
-        return json.loads(scores.read_text())
+        cached = json.loads(scores.read_text())
+        if cached.get("init_weights", "ema") != init_weights:
+            sys.exit(f"{scores} started from the source's {cached.get('init_weights', 'ema')} weights; "
+                     f"use another --out for {init_weights}")
+        return cached
     overrides = [
         "method=masktwins", f"train.out_dir={run_dir}", f"train.seed={seed}", f"optim.iterations={schedule}",
-        f"train.init={source}", "loss.target_start=0", *ADAPT_SETTINGS["synapse"], "train.progress=false",
+        f"train.init={source}", f"train.init_weights={init_weights}", "loss.target_start=0", *ADAPT_SETTINGS["synapse"], "train.progress=false",
         f"data.source.raw={specs['source_train']['raw']}", f"data.source.points={specs['source_train']['points']}",
         f"data.target.raw={specs['target_train']['raw']}", *VARIANTS[name],
     ]
@@ -211,7 +217,7 @@ def run_variant(seed: int, out: Path, name: str, source: Path, specs: dict, step
     discard(trainer.replaced)
     seconds = time.perf_counter() - t
     gt = read_points(specs["target_test"]["points"])
-    result = {"seconds": seconds}
+    result = {"seconds": seconds, "init_weights": init_weights}
     for w in WEIGHTS:
         prob = predict_with_checkpoint(ckpt, specs["target_test"]["raw"], run_dir / f"prob_{w}.zarr", patch_size=tuple(run.data.crop),
                                        overlap=0.25, progress=False, weights=w, overwrite=True)
@@ -237,6 +243,9 @@ def main() -> None:
     p.add_argument("--target-shift", type=float, default=1.0,
                    help="the target style this far from the source style towards the demo's target "
                         "(1: the demo's; default 1)")
+    p.add_argument("--init-weights", choices=(*WEIGHTS, "best"), default="ema",
+                   help="the source weights every variant starts from (best: those with the higher F1 on the "
+                        "held-out source volume; default ema, as the demo)")
     p.add_argument("--source-iterations", type=int, default=None,
                    help="length of the source phase (default: configs/synapse_demo.yaml's)")
     p.add_argument("--shift-fields", choices=("all", "imaging"), default="all",
@@ -252,7 +261,8 @@ def main() -> None:
         print(f"seed {seed} source model on held-out source: " + "  ".join(
             f"{w} F1 {h[w]['f1']:.3f} ({h[w]['n_pre']}/{h[w]['n_post']})" for w in WEIGHTS) + f"  of {h['gt']['n_pre']}/{h['gt']['n_post']}", flush=True)
         for name in args.variants:
-            r = run_variant(seed, out, name, source, specs, args.steps, args.schedule)
+            init = args.init_weights if args.init_weights != "best" else max(WEIGHTS, key=lambda w: h[w]["f1"])
+            r = run_variant(seed, out, name, source, specs, args.steps, args.schedule, init)
             results[name][seed] = r
             lf = r.get("label_free", {})
             print(f"seed {seed} {name:<16} " + "  ".join(f"{w} F1 {r[w]['f1']:.3f} ({r[w]['n_pre']}/{r[w]['n_post']})" for w in WEIGHTS)
@@ -272,6 +282,7 @@ def main() -> None:
         paired[name] = d
         print(row + "   " + "   ".join(format_difference(d[r], 1, 3) if r in d else f"{'-':>30}" for r in ("noadapt", "masktwins")))
     atomic_write_json(out / "summary.json", {"seeds": seeds, "steps": args.steps, "schedule": args.schedule,
+                                             "init_weights": args.init_weights,
                                              "target_shift": args.target_shift, "shift_fields": args.shift_fields,
                                              "variants": {k: VARIANTS[k] for k in args.variants},
                                              "results": {k: {str(s): v for s, v in r.items()} for k, r in results.items()},
