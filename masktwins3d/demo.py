@@ -4,10 +4,12 @@ The protocol is the one a lab follows and the one that compares methods on equal
 
 1. a **source model**: ``noadapt`` trained from scratch on the labelled source for the
    config's ``optim.iterations``;
-2. every method **warm-started** from that model's EMA weights (``train.init``) for the same
-   further ``adapt_iterations``, target losses from the first of them: ``noadapt`` continued
-   (the budget-fair source-only row), ``mic``, ``rmask``, ``masktwins`` and the ``oracle``
-   (target labels);
+2. every method **warm-started** from that model (``train.init``) for the same further
+   ``adapt_iterations``, target losses from the first of them: ``noadapt`` continued (the
+   budget-fair source-only row), ``mic``, ``rmask``, ``masktwins`` and the ``oracle`` (target
+   labels). Mitochondria start from the source model's EMA weights; synapses from its EMA or
+   last-student weights, whichever scores the higher F1 on a held-out *source* volume (source
+   labels only, as a lab would check its source model before adapting it);
 3. every run scored twice on the held-out target: its **last student** and its **EMA** weights
    (which weights to trust is fixed before scoring: the tables lead with EMA, the usual choice
    for mean-teacher methods, and show the student beside it).
@@ -167,7 +169,8 @@ def print_report(report: dict, out_dir: Path) -> None:
     if "synapse" in report:
         sy = report["synapse"]
         print(f"\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels); source model "
-              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from it")
+              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from its "
+              f"{sy.get('source', {}).get('init_weights', 'ema')} weights")
         print(format_synapse_table(sy["methods"], sy["train_seconds"]))
         print_gains(sy["methods"], "f1", "F1", 1)
     figure = f"   errors figure: {out_dir / 'errors.png'}" if "mito" in report else ""
@@ -279,8 +282,10 @@ def _overrides(run_dir: Path, method: str, seed: int, iterations: int | None, da
 
 
 def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_iterations: int, data: list[str],
-            snapshot_every: int, label: str, adapt: tuple[str, ...] = ()):
-    """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``."""
+            snapshot_every: int, label: str, adapt: tuple[str, ...] = (), choose_init=None):
+    """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``.
+    ``choose_init(source_checkpoint) -> "ema" | "student"`` picks the source weights every method
+    starts from (None: the EMA weights)."""
     from .config import load_config
     from .train import train
 
@@ -291,11 +296,12 @@ def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_i
     source = train(run)
     source_seconds = time.perf_counter() - t
     yield "source", source, source_seconds, run.optim.iterations
+    start = choose_init(source) if choose_init is not None else "ema"
     for name in methods:
         run = load_config(config, _overrides(out_dir / name, name, seed, adapt_iterations, data, snapshot_every, init=source,
-                                             adapt=adapt))
-        print(f"\n[{label}{name}] from the source model's EMA weights: {run.optim.iterations} iterations at lr "
-              f"{run.optim.lr:g}", flush=True)
+                                             adapt=(*adapt, f"train.init_weights={start}")))
+        print(f"\n[{label}{name}] from the source model's {'EMA' if start == 'ema' else 'last-student'} weights: "
+              f"{run.optim.iterations} iterations at lr {run.optim.lr:g}", flush=True)
         t = time.perf_counter()
         ckpt = train(run)
         yield name, ckpt, time.perf_counter() - t, run.optim.iterations
@@ -373,6 +379,7 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
                   adapt_iterations: int = ADAPT_ITERATIONS["synapse"], snapshot_every: int = 0) -> dict:
     """Generate, train the source model and every method from it, predict with both weights,
     extract points (AdaSyn), score (WASPSYN); the report's ``synapse`` section."""
+    from .adapt.warmstart import better_weights
     from .config import load_config
     from .evaluate.synapse import score_synapses
     from .inference.checkpoint import predict_with_checkpoint
@@ -389,23 +396,20 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
         f"data.target.raw={specs['target_train']['raw']}",
         f"data.target.points={specs['target_train']['points']}",
     ]
-    test_raw, test_points = specs["target_test"]["raw"], specs["target_test"]["points"]
-    gt = read_points(test_points)
-    voxel_size = open_volume(test_raw).voxel_size
+    gt = {name: read_points(specs[name]["points"]) for name in ("target_test", "source_test")}
+    voxel_size = open_volume(specs["target_test"]["raw"]).voxel_size
 
-    scores, seconds, source, steps = {}, {}, {}, {}
-    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse ",
-                                           ADAPT_SETTINGS["synapse"]):
-        steps[name] = its
+    def score(ckpt: Path, volume: str) -> dict:
+        """Both weights of ``ckpt`` on one labelled demo volume: points (AdaSyn), WASPSYN scores."""
         crop = tuple(load_config(ckpt.parent / "config.yaml").data.crop)
         by_weights = {}
         for w in WEIGHTS:
-            prob = predict_with_checkpoint(ckpt, test_raw, ckpt.parent / f"prob_target_test_{w}.zarr", patch_size=crop,
+            prob = predict_with_checkpoint(ckpt, specs[volume]["raw"], ckpt.parent / f"prob_{volume}_{w}.zarr", patch_size=crop,
                                            overlap=0.25, progress=False, weights=w)
             points = probabilities_to_points(np.asarray(prob[:]))  # AdaSyn thresholds 0.75 / 0.65
-            write_points_h5(ckpt.parent / f"points_target_test_{w}.h5", points, voxel_size=voxel_size)
-            result = score_synapses(points, gt)
-            atomic_write_json(ckpt.parent / f"scores_{w}.json", result)
+            write_points_h5(ckpt.parent / f"points_{volume}_{w}.h5", points, voxel_size=voxel_size)
+            result = score_synapses(points, gt[volume])
+            atomic_write_json(ckpt.parent / (f"scores_{w}.json" if volume == "target_test" else f"scores_{volume}_{w}.json"), result)
             by_weights[w] = {
                 "f1_pre": float(result["f1_pre"]),
                 "f1_post": float(result["f1_post"]),
@@ -413,9 +417,29 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
                 "n_pre": int(len(points.pre)),
                 "n_post": int(len(points.post)),
             }
+        return by_weights
+
+    held_out, chosen = {}, {}
+
+    def choose_init(source_ckpt: Path) -> str:
+        """The source weights every method starts from: those with the higher F1 on the held-out
+        *source* volume (source labels only; no target label takes part)."""
+        held_out.update(score(source_ckpt, "source_test"))
+        start = chosen["weights"] = better_weights({w: held_out[w]["f1"] for w in WEIGHTS})
+        print("[synapse source] held-out source volume: " + ", ".join(f"{w} F1 {held_out[w]['f1']:.3f}" for w in WEIGHTS)
+              + f"; every method starts from the {start} weights", flush=True)
+        return start
+
+    scores, seconds, source, steps = {}, {}, {}, {}
+    phases = _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse ",
+                     ADAPT_SETTINGS["synapse"], choose_init)
+    for name, ckpt, secs, its in phases:
+        steps[name] = its
+        by_weights = score(ckpt, "target_test")
         line = ", ".join(f"{w} F1 {by_weights[w]['f1']:.3f} (pre {by_weights[w]['f1_pre']:.3f})" for w in WEIGHTS)
         print(f"[synapse {name}] {line}  ({secs:.0f} s)", flush=True)
         _file(name, by_weights, secs, source, scores, seconds)
+    source.update(held_out_source=held_out, init_weights=chosen.get("weights", "ema"))
     return {
         "protocol": "waspsyn",
         "methods": scores,
@@ -427,5 +451,5 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
         "config": str(config),
         "seed": seed,
         "data": specs,
-        "gt": {"n_pre": int(len(gt.pre)), "n_post": int(len(gt.post))},
+        "gt": {"n_pre": int(len(gt["target_test"].pre)), "n_post": int(len(gt["target_test"].post))},
     }

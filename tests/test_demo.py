@@ -23,7 +23,8 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
         synapse_adapt_iterations=2,
         tracks=["mito", "synapse"],
         shapes={"source_train": (4, 128, 128), "target_train": (4, 128, 128), "target_test": (2, 128, 128)},
-        synapse_shapes={"source_train": (48, 48, 48), "target_train": (48, 48, 48), "target_test": (48, 64, 64)},
+        synapse_shapes={"source_train": (48, 48, 48), "target_train": (48, 48, 48), "target_test": (48, 64, 64),
+                        "source_test": (48, 48, 48)},
     )
     out = capsys.readouterr().out
     assert "DA-ISC 2d" in out and "WASPSYN" in out and "F1_pre" in out
@@ -48,6 +49,15 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
         saved["mito"]["methods"]["masktwins"]["ema"]["iou"] - saved["mito"]["methods"]["noadapt"]["ema"]["iou"])
     assert "masktwins - noadapt" in out
     assert report["synapse"]["gt"]["n_pre"] > 0
+    # synapse methods start from the source weights that score higher on the held-out source volume
+    held_out = saved["synapse"]["source"]["held_out_source"]
+    start = saved["synapse"]["source"]["init_weights"]
+    assert set(held_out) == {"ema", "student"}
+    assert start == ("student" if held_out["student"]["f1"] > held_out["ema"]["f1"] else "ema")
+    for name in ("noadapt", "masktwins"):
+        init = torch.load(tmp_path / "run" / "synapse" / name / "checkpoint.pt", weights_only=True)["init"]
+        assert init["path"] == str(tmp_path / "run" / "synapse" / "source" / "checkpoint.pt") and init["weights"] == start
+    assert f"every method starts from the {start} weights" in out
     assert (tmp_path / "run" / "errors.png").stat().st_size > 1000
 
 

@@ -126,9 +126,10 @@ def test_style_registry_and_validation():
 
 def test_write_synapse_demo_data_and_refuse_overwrite(tmp_path):
     root = tmp_path / "demo"
-    shapes = {"source_train": (32, 64, 64), "target_train": (32, 64, 64), "target_test": (24, 48, 48)}
+    shapes = {"source_train": (32, 64, 64), "target_train": (32, 64, 64), "target_test": (24, 48, 48),
+              "source_test": (24, 48, 48)}
     specs = write_synapse_demo_data(root, shapes=shapes, seed=1)
-    assert set(specs) == {"source_train", "target_train", "target_test"}
+    assert set(specs) == {"source_train", "target_train", "target_test", "source_test"}
     for name, spec in specs.items():
         assert spec["raw"] == str(root / f"{name}.zarr" / "raw")
         assert spec["points"] == str(root / f"{name}_points.h5")

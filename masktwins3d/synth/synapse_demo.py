@@ -1,5 +1,6 @@
-"""The synapse demo's data set: a labelled source volume, a target training volume and a held-out
-target volume, each a zarr group with a ``raw`` image plus a WASPSYN-layout HDF5 point file."""
+"""The synapse demo's data set: a labelled source volume, a target training volume, a held-out
+target volume and a held-out source volume, each a zarr group with a ``raw`` image plus a
+WASPSYN-layout HDF5 point file."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ SYNAPSE_DEMO_VOLUMES: dict[str, str] = {
     "source_train": "syn_source",
     "target_train": "syn_target",
     "target_test": "syn_target",
+    "source_test": "syn_source",  # held out: judges the source model with source labels only
 }
 #: volume name -> default shape (Z, Y, X), voxels (8 nm isotropic: 0.5 x 1.3 x 1.3 µm for training)
 SYNAPSE_DEMO_SHAPES: dict[str, tuple[int, int, int]] = {
     "source_train": (64, 160, 160),
     "target_train": (64, 160, 160),
     "target_test": (64, 128, 128),
+    "source_test": (64, 128, 128),
 }
 
 
@@ -68,7 +71,8 @@ def write_synapse_demo_data(
     overwrite: bool = False,
     target_style: SynapseStyle | str = "syn_target",
 ) -> dict[str, dict[str, str]]:
-    """Generate and write the synapse demo volumes ``source_train``, ``target_train``, ``target_test``.
+    """Generate and write the synapse demo volumes ``source_train``, ``target_train``, ``target_test``
+    and ``source_test``.
 
     Each volume is a zarr v3 group ``<root>/<name>.zarr`` holding one OME-Zarr image ``raw``
     (uint8, ZYX, voxel size 8 nm isotropic, written with :func:`masktwins3d.io.create_volume`;
@@ -76,14 +80,16 @@ def write_synapse_demo_data(
     file ``<root>/<name>_points.h5`` in the WASPSYN layout: ``pre`` int64 (N, 3) z, y, x voxel
     coordinates of the T-bar centres, ``post`` int64 (M, 4) [row of ``pre``, z, y, x] of the
     post-synaptic densities, and the attribute ``voxel_size`` (nm). Every volume has its own
-    seed derived from ``seed``, so the two target volumes are independent draws of one domain.
+    seed derived from ``seed``, so the two target volumes are independent draws of one domain, and
+    so are the two source volumes (``source_test`` is held out: a source model is judged on it
+    with source labels only, before it adapts).
     A group is written under a temporary name and renamed when complete; a point file is written
     atomically.
 
     Args:
         root: folder to write into (created if missing).
         shapes: None for :data:`SYNAPSE_DEMO_SHAPES`; a mapping name -> (Z, Y, X) overriding some
-            of them; or one (Z, Y, X) for all three. Voxels.
+            of them; or one (Z, Y, X) for every volume. Voxels.
         seed: base seed. Default 0.
         overwrite: replace volumes that exist; otherwise an existing one is an error (checked
             before anything is written).
