@@ -3,8 +3,9 @@ both weights of every run, and learning curves.
 
 Each seed regenerates the synthetic volumes and runs the demo's protocol exactly as
 ``masktwins3d demo --seed S`` does: a noadapt source model, then every method warm-started
-from its EMA weights for the same further iterations (noadapt continued is the source-only
-row), each scored with its last student and its EMA weights. With ``--curves`` every run keeps
+from it for the same further iterations (noadapt continued is the source-only row; mito from
+its EMA weights, synapses from whichever of its two weights scores higher on the held-out source
+volume), each scored with its last student and its EMA weights. With ``--curves`` every run keeps
 its weights every ``--snapshot-every`` iterations and they are scored after training (for the
 plots only; nothing is chosen from them). Resumable: a seed whose ``report.json`` exists is
 read, not rerun (``--overwrite`` reruns). Usage (about 3x the demo's time on 2 CPU cores)::
@@ -32,7 +33,8 @@ from masktwins3d.evaluate.paired import format_difference, paired_difference  # 
 PAIRS = (("masktwins", "noadapt"), ("masktwins", "rmask"), ("rmask", "noadapt"), ("mic", "noadapt"), ("oracle", "noadapt"),
          ("masktwins", "source"), ("noadapt", "source"))
 """``source`` is the source model every method starts from (not budget-matched: fewer iterations):
-a user gets its EMA for free, so an adapting method should beat it too."""
+a user gets it for free, so an adapting method should beat it too (both of its weights are
+compared, like every other run's)."""
 METRICS = {"mito": ("iou", "f1", "mcc", "map"), "synapse": ("f1", "f1_pre", "f1_post")}
 
 
