@@ -146,9 +146,10 @@ HELD_OUT_SOURCE_SHAPE = (64, 128, 128)
 
 
 def source_health(seed: int, out: Path, source: Path) -> dict:
-    """The source model's F1 (both weights) on a held-out volume of the *source* style, drawn for
-    this seed alone (never trained on, never in the demo): a score that needs source labels only,
-    which a user has. Cached in ``<seed>/source/health.json``."""
+    """The source model's F1 (both weights) on a held-out volume of the *source* style, never
+    trained on: a score that needs source labels only, which a user has. The volume is the one
+    `masktwins3d demo` writes as ``source_test`` for the same seed (drawn here too, for run folders
+    made before the demo had it). Cached in ``<seed>/source/health.json``."""
     from masktwins3d.inference.checkpoint import predict_with_checkpoint
     from masktwins3d.io import create_volume
     from masktwins3d.io.points import SynapsePoints, write_points_h5
@@ -161,7 +162,7 @@ def source_health(seed: int, out: Path, source: Path) -> dict:
     path = seed_dir / "source" / "health.json"
     if path.is_file():
         return json.loads(path.read_text())
-    # index 3: the demo's volumes use indices 0-2 of the same seed sequence
+    # index 3 of the seed sequence, as source_test in write_synapse_demo_data
     raw, pre, post = generate_synapse_volume(SYN_SOURCE, HELD_OUT_SOURCE_SHAPE, np.random.default_rng(np.random.SeedSequence([seed, 3])))
     vol = seed_dir / "volumes" / "source_test.zarr"
     create_volume(str(vol / "raw"), raw.shape, raw.dtype, voxel_size=tuple(SYN_SOURCE.voxel_size), offset=(0, 0, 0),
