@@ -4,12 +4,11 @@ The protocol is the one a lab follows and the one that compares methods on equal
 
 1. a **source model**: ``noadapt`` trained from scratch on the labelled source for the
    config's ``optim.iterations``;
-2. every method **warm-started** from that model (``train.init``) for the same further
-   ``adapt_iterations``, target losses from the first of them: ``noadapt`` continued (the
-   budget-fair source-only row), ``mic``, ``rmask``, ``masktwins`` and the ``oracle`` (target
-   labels). Mitochondria start from the source model's EMA weights; synapses from its EMA or
-   last-student weights, whichever scores the higher F1 on a held-out *source* volume (source
-   labels only, as a lab would check its source model before adapting it);
+2. every method **warm-started** from that model's EMA weights (``train.init``) for the same
+   further ``adapt_iterations``, target losses from the first of them: ``noadapt`` continued
+   (the budget-fair source-only row), ``mic``, ``rmask``, ``masktwins`` and the ``oracle``
+   (target labels). The synapse source model is first scored on a held-out *source* volume
+   (source labels only, as a lab checks its source model before adapting it);
 3. every run scored twice on the held-out target: its **last student** and its **EMA** weights
    (which weights to trust is fixed before scoring: the tables lead with EMA, the usual choice
    for mean-teacher methods, and show the student beside it).
@@ -169,8 +168,7 @@ def print_report(report: dict, out_dir: Path) -> None:
     if "synapse" in report:
         sy = report["synapse"]
         print(f"\nsynapses: held-out synthetic target, WASPSYN protocol (r_pre 11, r_post 6.5 voxels); source model "
-              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from its "
-              f"{sy.get('source', {}).get('init_weights', 'ema')} weights")
+              f"{sy['source_iterations']} iterations, then every method {sy['adapt_iterations']} more from it")
         print(format_synapse_table(sy["methods"], sy["train_seconds"]))
         print_gains(sy["methods"], "f1", "F1", 1)
     figure = f"   errors figure: {out_dir / 'errors.png'}" if "mito" in report else ""
@@ -282,10 +280,8 @@ def _overrides(run_dir: Path, method: str, seed: int, iterations: int | None, da
 
 
 def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_iterations: int, data: list[str],
-            snapshot_every: int, label: str, adapt: tuple[str, ...] = (), choose_init=None):
-    """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``.
-    ``choose_init(source_checkpoint) -> "ema" | "student"`` picks the source weights every method
-    starts from (None: the EMA weights)."""
+            snapshot_every: int, label: str, adapt: tuple[str, ...] = ()):
+    """Train the source model, then every method from it; yields ``(method, checkpoint, seconds)``."""
     from .config import load_config
     from .train import train
 
@@ -296,12 +292,11 @@ def _phases(config: Path, out_dir: Path, methods, seed: int, iterations, adapt_i
     source = train(run)
     source_seconds = time.perf_counter() - t
     yield "source", source, source_seconds, run.optim.iterations
-    start = choose_init(source) if choose_init is not None else "ema"
     for name in methods:
         run = load_config(config, _overrides(out_dir / name, name, seed, adapt_iterations, data, snapshot_every, init=source,
-                                             adapt=(*adapt, f"train.init_weights={start}")))
-        print(f"\n[{label}{name}] from the source model's {'EMA' if start == 'ema' else 'last-student'} weights: "
-              f"{run.optim.iterations} iterations at lr {run.optim.lr:g}", flush=True)
+                                             adapt=adapt))
+        print(f"\n[{label}{name}] from the source model's EMA weights: {run.optim.iterations} iterations at lr "
+              f"{run.optim.lr:g}", flush=True)
         t = time.perf_counter()
         ckpt = train(run)
         yield name, ckpt, time.perf_counter() - t, run.optim.iterations
@@ -375,11 +370,20 @@ def mito_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, 
     }
 
 
+def source_check_warning(held_out: dict) -> str | None:
+    """A line for the user when the synapse source model's EMA weights, the ones every method
+    starts from, find no pre point on held-out source data (``held_out``: ``{weights: {"n_pre":
+    n, ...}}``); None otherwise. Such a model leaves self-training nothing to start from."""
+    if held_out["ema"]["n_pre"] > 0:
+        return None
+    return ("the source model's EMA weights find no synapse on held-out source data, so adaptation has nothing "
+            "to start from; train the source model longer (optim.iterations) or with another train.seed")
+
+
 def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: int, iterations, shapes=None,
                   adapt_iterations: int = ADAPT_ITERATIONS["synapse"], snapshot_every: int = 0) -> dict:
     """Generate, train the source model and every method from it, predict with both weights,
     extract points (AdaSyn), score (WASPSYN); the report's ``synapse`` section."""
-    from .adapt.warmstart import better_weights
     from .config import load_config
     from .evaluate.synapse import score_synapses
     from .inference.checkpoint import predict_with_checkpoint
@@ -419,27 +423,20 @@ def synapse_track(config: Path, data_dir: Path, out_dir: Path, methods, seed: in
             }
         return by_weights
 
-    held_out, chosen = {}, {}
-
-    def choose_init(source_ckpt: Path) -> str:
-        """The source weights every method starts from: those with the higher F1 on the held-out
-        *source* volume (source labels only; no target label takes part)."""
-        held_out.update(score(source_ckpt, "source_test"))
-        start = chosen["weights"] = better_weights({w: held_out[w]["f1"] for w in WEIGHTS})
-        print("[synapse source] held-out source volume: " + ", ".join(f"{w} F1 {held_out[w]['f1']:.3f}" for w in WEIGHTS)
-              + f"; every method starts from the {start} weights", flush=True)
-        return start
-
     scores, seconds, source, steps = {}, {}, {}, {}
-    phases = _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse ",
-                     ADAPT_SETTINGS["synapse"], choose_init)
-    for name, ckpt, secs, its in phases:
+    for name, ckpt, secs, its in _phases(config, out_dir, methods, seed, iterations, adapt_iterations, data, snapshot_every, "synapse ",
+                                           ADAPT_SETTINGS["synapse"]):
         steps[name] = its
+        if name == "source":  # the check a lab runs before adapting: source labels only
+            source["held_out_source"] = held_out = score(ckpt, "source_test")
+            print("[synapse source] held-out source volume: " + ", ".join(
+                f"{w} F1 {held_out[w]['f1']:.3f} ({held_out[w]['n_pre']} pre)" for w in WEIGHTS), flush=True)
+            if (warning := source_check_warning(held_out)) is not None:
+                print(f"warning: {warning}", flush=True)
         by_weights = score(ckpt, "target_test")
         line = ", ".join(f"{w} F1 {by_weights[w]['f1']:.3f} (pre {by_weights[w]['f1_pre']:.3f})" for w in WEIGHTS)
         print(f"[synapse {name}] {line}  ({secs:.0f} s)", flush=True)
         _file(name, by_weights, secs, source, scores, seconds)
-    source.update(held_out_source=held_out, init_weights=chosen.get("weights", "ema"))
     return {
         "protocol": "waspsyn",
         "methods": scores,

@@ -117,12 +117,3 @@ def test_predict_with_ema_or_student_weights(tiny_pair, tmp_path, capsys):
         predict_with_checkpoint(no_ema, raw, tmp_path / "x.zarr", patch_size=(32, 32), weights="ema")
     assert "\n" not in str(err.value) and not (tmp_path / "x.zarr").exists()
 
-
-def test_better_weights_takes_the_higher_held_out_source_score_and_ema_on_a_tie():
-    from masktwins3d.adapt.warmstart import better_weights
-
-    assert better_weights({"ema": 0.413, "student": 0.519}) == "student"
-    assert better_weights({"ema": 0.602, "student": 0.601}) == "ema"
-    assert better_weights({"ema": 0.5, "student": 0.5}) == "ema"  # a tie keeps the default
-    assert better_weights({"ema": float("nan"), "student": 0.9}) == "ema"  # nothing to compare
-    assert better_weights({"student": 0.9}) == "ema"

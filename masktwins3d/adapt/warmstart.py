@@ -46,12 +46,3 @@ def init_weights(path: str | Path, model_config: dict, weights: str = "ema") -> 
     info = {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "weights": weights, "step": int(state.get("step", 0))}
     return sd, info
 
-
-def better_weights(scores: dict[str, float]) -> str:
-    """The weights to warm-start from: of ``{"ema": s, "student": s}`` (scores of one source
-    checkpoint's two weights on held-out *source* data, higher is better), the higher one;
-    ``ema``, the default, on a tie or when a score is missing or NaN."""
-    ema, student = scores.get("ema"), scores.get("student")
-    if ema is None or student is None or not (student == student) or not (ema == ema):
-        return "ema"
-    return "student" if student > ema else "ema"
