@@ -3,9 +3,8 @@ both weights of every run, and learning curves.
 
 Each seed regenerates the synthetic volumes and runs the demo's protocol exactly as
 ``masktwins3d demo --seed S`` does: a noadapt source model, then every method warm-started
-from it for the same further iterations (noadapt continued is the source-only row; mito from
-its EMA weights, synapses from whichever of its two weights scores higher on the held-out source
-volume), each scored with its last student and its EMA weights. With ``--curves`` every run keeps
+from its EMA weights for the same further iterations (noadapt continued is the source-only
+row), each scored with its last student and its EMA weights. With ``--curves`` every run keeps
 its weights every ``--snapshot-every`` iterations and they are scored after training (for the
 plots only; nothing is chosen from them). Resumable: a seed whose ``report.json`` exists is
 read, not rerun (``--overwrite`` reruns). Usage (about 3x the demo's time on 2 CPU cores)::

@@ -152,7 +152,7 @@ def source_health(seed: int, out: Path, source: Path) -> dict:
     made before the demo had it). Cached in ``<seed>/source/health.json``."""
     from masktwins3d.inference.checkpoint import predict_with_checkpoint
     from masktwins3d.io import create_volume
-    from masktwins3d.io.points import SynapsePoints, write_points_h5
+    from masktwins3d.io.points import SynapsePoints, read_points, write_points_h5
     from masktwins3d.postprocess.synapse import probabilities_to_points
     from masktwins3d.evaluate.synapse import score_synapses
     from masktwins3d.synth.synapse import generate_synapse_volume
@@ -162,13 +162,15 @@ def source_health(seed: int, out: Path, source: Path) -> dict:
     path = seed_dir / "source" / "health.json"
     if path.is_file():
         return json.loads(path.read_text())
-    # index 3 of the seed sequence, as source_test in write_synapse_demo_data
-    raw, pre, post = generate_synapse_volume(SYN_SOURCE, HELD_OUT_SOURCE_SHAPE, np.random.default_rng(np.random.SeedSequence([seed, 3])))
     vol = seed_dir / "volumes" / "source_test.zarr"
-    create_volume(str(vol / "raw"), raw.shape, raw.dtype, voxel_size=tuple(SYN_SOURCE.voxel_size), offset=(0, 0, 0),
-                  overwrite=True)[...] = raw
-    gt = SynapsePoints(pre, post)
-    write_points_h5(seed_dir / "volumes" / "source_test_points.h5", gt, SYN_SOURCE.voxel_size)
+    points = seed_dir / "volumes" / "source_test_points.h5"
+    if not (vol.is_dir() and points.is_file()):  # index 3 of the seed sequence, as in write_synapse_demo_data
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+        raw, pre, post = generate_synapse_volume(SYN_SOURCE, HELD_OUT_SOURCE_SHAPE, rng)
+        create_volume(str(vol / "raw"), raw.shape, raw.dtype, voxel_size=tuple(SYN_SOURCE.voxel_size), offset=(0, 0, 0),
+                      overwrite=True)[...] = raw
+        write_points_h5(points, SynapsePoints(pre, post), SYN_SOURCE.voxel_size)
+    gt = read_points(points)
     result = {}
     for w in WEIGHTS:
         prob = predict_with_checkpoint(source, str(vol / "raw"), seed_dir / "source" / f"prob_source_test_{w}.zarr",
@@ -177,7 +179,7 @@ def source_health(seed: int, out: Path, source: Path) -> dict:
         s = score_synapses(points, gt)
         result[w] = {"f1": float(s["f1"]), "f1_pre": float(s["f1_pre"]), "f1_post": float(s["f1_post"]),
                      "n_pre": int(len(points.pre)), "n_post": int(len(points.post))}
-    result["gt"] = {"n_pre": int(len(pre)), "n_post": int(len(post))}
+    result["gt"] = {"n_pre": int(len(gt.pre)), "n_post": int(len(gt.post))}
     atomic_write_json(path, result)
     return result
 

@@ -116,4 +116,3 @@ def test_predict_with_ema_or_student_weights(tiny_pair, tmp_path, capsys):
     with pytest.raises(UserError, match="--weights student") as err:
         predict_with_checkpoint(no_ema, raw, tmp_path / "x.zarr", patch_size=(32, 32), weights="ema")
     assert "\n" not in str(err.value) and not (tmp_path / "x.zarr").exists()
-
