@@ -263,8 +263,8 @@ def main() -> None:
         results.setdefault("source_health", {})[seed] = h
         print(f"seed {seed} source model on held-out source: " + "  ".join(
             f"{w} F1 {h[w]['f1']:.3f} ({h[w]['n_pre']}/{h[w]['n_post']})" for w in WEIGHTS) + f"  of {h['gt']['n_pre']}/{h['gt']['n_post']}", flush=True)
+        init = args.init_weights if args.init_weights != "best" else max(WEIGHTS, key=lambda w: h[w]["f1"])
         for name in args.variants:
-            init = args.init_weights if args.init_weights != "best" else max(WEIGHTS, key=lambda w: h[w]["f1"])
             r = run_variant(seed, out, name, source, specs, args.steps, args.schedule, init)
             results[name][seed] = r
             lf = r.get("label_free", {})

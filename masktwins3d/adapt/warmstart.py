@@ -45,4 +45,3 @@ def init_weights(path: str | Path, model_config: dict, weights: str = "ema") -> 
         sd = state["model"]
     info = {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "weights": weights, "step": int(state.get("step", 0))}
     return sd, info
-
