@@ -39,6 +39,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import move_into_place
 from ..errors import UserError
 from .stacks import SectionStack, open_stack
 from .volume import check_offset, check_voxel_size
@@ -372,9 +373,7 @@ def staged(final: Path) -> Iterator[Path]:
     done = False
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        move_into_place(tmp, final)  # an earlier output is set aside, and deleted once this one is in place
         done = True
     finally:
         if tmp_dir.exists():

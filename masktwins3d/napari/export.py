@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, PushButton
 from napari.layers import Labels, Points
 from napari.utils.notifications import show_info
 
+from ..atomic import move_into_place
 from ..errors import UserError
 from ..io import create_volume
 from ..io.points import write_points_csv, write_points_h5
@@ -44,8 +45,7 @@ def write_labels_zarr(path: Path, data, voxel_size, offset, overwrite: bool) -> 
         if not overwrite:
             shutil.rmtree(partial, ignore_errors=True)
             raise UserError(f"{path} exists; tick 'overwrite' to replace it, or choose another output")
-        shutil.rmtree(path)
-    partial.rename(path)
+    move_into_place(partial, path)  # an earlier output is set aside, and deleted once this one is in place
     return path
 
 

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import move_into_place
 from ..errors import UserError
 from ..io import create_volume
 from .generate import generate_volume
@@ -97,8 +98,6 @@ def write_demo_data(
             shutil.rmtree(tmp)
         attrs = {"synth": {"volume": name, "seed": int(seed), "style": asdict(style)}}
         _write_group(tmp, raw, mito, style.voxel_size, attrs)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        move_into_place(tmp, final)  # an earlier volume is set aside, and deleted once this one is in place
         specs[name] = {"raw": str(final / "raw"), "mito": str(final / "mito")}
     return specs

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, move_into_place
 from ..errors import UserError
 from ..io import create_volume
 from .synapse import generate_synapse_volume
@@ -129,9 +129,7 @@ def write_synapse_demo_data(
             "synth": {"volume": name, "seed": int(seed), "style": asdict(style), "n_pre": len(pre), "n_post": len(post)}
         }
         zarr.open_group(str(tmp), mode="a").attrs.update({"masktwins3d": attrs})
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        move_into_place(tmp, final)  # an earlier volume is set aside, and deleted once this one is in place
         _write_points(points, pre, post, style.voxel_size)
         specs[name] = {"raw": str(final / "raw"), "points": str(points)}
     return specs
