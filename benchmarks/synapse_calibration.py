@@ -12,7 +12,9 @@ collapse already happened. Each variant differs from the demo's masktwins in one
 hypothesis about the collapse names (:data:`VARIANTS`, fixed before any was scored). Scores:
 WASPSYN F1 of the EMA and last-student weights on the seed's held-out synthetic target, and
 paired per-seed differences against noadapt and masktwins stopped at the same step. Resumable:
-a run whose scores exist is read, not retrained. Usage::
+a run whose scores exist is read, not retrained. A run folder keeps the volumes it was made with:
+folders made before the demo's held-out target grew to 64x256x256 (commit 09fd7e3) score on the
+earlier 64x128x128 one, so compare scores within one folder. Usage::
 
     .venv/bin/python benchmarks/synapse_calibration.py --seeds 10 11 12 --out runs/synapse_calibration
 """
@@ -147,7 +149,8 @@ def source_model(seed: int, out: Path, target_shift: float = 1.0, shift_fields: 
 
 
 HELD_OUT_SOURCE_SHAPE = (64, 128, 128)
-"""The held-out source volume of each seed: as large as the demo's held-out target."""
+"""The held-out source volume of each seed (older run folders only; newer ones hold the demo data's
+``source_test``, of this shape)."""
 
 
 def source_health(seed: int, out: Path, source: Path) -> dict:
