@@ -23,6 +23,7 @@ not recomputed. Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -103,10 +104,13 @@ def summarise(results: dict) -> dict:
             out[seed][size] = entry
             if len(diff) > 1:
                 pooled.setdefault(size, []).append(float(diff.var(ddof=1)))
+    def across_seeds(size: str) -> dict:  # per seed: the two models' mean EMA F1 over its draws
+        seeds = [s for s in out if size in out[s]]
+        return paired_difference([out[s][size]["masktwins_ema"]["mean"] for s in seeds],
+                                 [out[s][size]["noadapt_ema"]["mean"] for s in seeds])
+
     return {"per_seed": out, "pooled_sd": {size: float(np.sqrt(np.mean(v))) for size, v in pooled.items()},
-            "seeds_mean_difference": {size: paired_difference(
-                [out[s][size]["masktwins - noadapt (ema)"]["mean"] for s in out if size in out[s]], [0.0] * len(
-                    [s for s in out if size in out[s]])) for size in pooled}}
+            "seeds_mean_difference": {size: across_seeds(size) for size in pooled}}
 
 
 def main() -> None:
@@ -138,8 +142,6 @@ def main() -> None:
         sys.exit(f"--out {args.out} lies inside a run folder; choose a folder outside them")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
-    import json
-
     results = json.loads(cache.read_text()) if cache.is_file() else {}
     small = tuple(args.small_shape)
     plan = [(SMALL + k, small) for k in range(args.draws)] + [(LARGE + k, tuple(args.large_shape)) for k in range(args.large_draws)]
