@@ -64,8 +64,17 @@ def draw(seed: int, index: int, shape, folder: Path) -> tuple[str, object]:
     return str(path), SynapsePoints(pre=np.asarray(pre).reshape(-1, 3), post=np.asarray(post).reshape(-1, 4))
 
 
-def score(ckpt: Path, raw: str, gt, scratch: Path) -> dict:
-    """Both weights of ``ckpt`` on one volume, as the demo scores them."""
+def shift_logits(prob: np.ndarray, shift: float) -> np.ndarray:
+    """``sigmoid(logit(prob) - shift)``: probabilities with a constant logit bias taken out (``ln w`` for a model
+    trained with BCE ``pos_weight`` w); ``prob`` itself when ``shift`` is 0."""
+    if shift == 0:
+        return prob
+    p = np.clip(prob.astype(np.float64), 1e-12, 1 - 1e-12)
+    return (1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) - shift)))).astype(np.float32)
+
+
+def score(ckpt: Path, raw: str, gt, scratch: Path, shift: float = 0.0) -> dict:
+    """Both weights of ``ckpt`` on one volume, as the demo scores them (``shift``: :func:`shift_logits`)."""
     from masktwins3d.config import load_config
     from masktwins3d.evaluate.synapse import score_synapses
     from masktwins3d.inference.checkpoint import predict_with_checkpoint
@@ -76,7 +85,7 @@ def score(ckpt: Path, raw: str, gt, scratch: Path) -> dict:
     for w in WEIGHTS:
         prob = predict_with_checkpoint(ckpt, raw, scratch / f"prob_{w}.zarr", patch_size=crop, overlap=0.25, progress=False,
                                        weights=w, overwrite=True)
-        points = probabilities_to_points(np.asarray(prob[:]))
+        points = probabilities_to_points(shift_logits(np.asarray(prob[:]), shift))
         s = score_synapses(points, gt)
         out[w] = {"f1": float(s["f1"]), "f1_pre": float(s["f1_pre"]), "f1_post": float(s["f1_post"]),
                   "n_pre": int(len(points.pre)), "n_post": int(len(points.post))}
@@ -125,6 +134,9 @@ def main() -> None:
     p.add_argument("--large-shape", type=int, nargs=3, default=(64, 256, 256), metavar=("Z", "Y", "X"))
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                    help="the run folders' models to score (default all; the summary needs all four)")
+    p.add_argument("--logit-shift", type=float, default=0.0,
+                   help="take this constant out of the logits before extracting points (ln 30 = 3.4012 for the "
+                        "demo's pos_weight; default 0: the demo's scoring); use its own --out")
     p.add_argument("--demo-shape", type=int, nargs=3, metavar=("Z", "Y", "X"),
                    help="also score the demo data's own target_test draw at this shape (what the demo reports "
                         "when its target_test has it; kept apart from the noise summary)")
@@ -142,6 +154,11 @@ def main() -> None:
         sys.exit(f"--out {args.out} lies inside a run folder; choose a folder outside them")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
+    settings = {"logit_shift": args.logit_shift}
+    held = json.loads((args.out / "settings.json").read_text()) if (args.out / "settings.json").is_file() else settings
+    if held != settings:
+        sys.exit(f"{args.out} holds scores with {held}; use another --out for {settings}")
+    atomic_write_json(args.out / "settings.json", settings)
     results = json.loads(cache.read_text()) if cache.is_file() else {}
     small = tuple(args.small_shape)
     plan = [(SMALL + k, small) for k in range(args.draws)] + [(LARGE + k, tuple(args.large_shape)) for k in range(args.large_draws)]
@@ -157,7 +174,7 @@ def main() -> None:
             scratch = Path(tempfile.mkdtemp(prefix="synnoise_", dir=args.out))
             try:
                 raw, gt = draw(seed, index, shape, scratch)
-                scores = {**done, **{m: score(folder / m / "checkpoint.pt", raw, gt, scratch) for m in todo}}
+                scores = {**done, **{m: score(folder / m / "checkpoint.pt", raw, gt, scratch, args.logit_shift) for m in todo}}
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             entry = {"shape": list(shape), "gt": {"n_pre": int(len(gt.pre)), "n_post": int(len(gt.post_zyx))}, "scores": scores}
