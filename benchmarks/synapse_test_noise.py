@@ -49,16 +49,17 @@ DEMO_INDEX = list(SYNAPSE_DEMO_VOLUMES).index("target_test")
 scores on when its target_test has that shape."""
 
 
-def draw(seed: int, index: int, shape, folder: Path) -> tuple[str, object]:
-    """One target test volume (the demo's target style) written to ``folder``: its raw path and points."""
+def draw(seed: int, index: int, shape, folder: Path, style: str = "syn_target") -> tuple[str, object]:
+    """One labelled volume of a synapse style (default the demo's target style) drawn from the seed
+    sequence ``[seed, index]`` and written to ``folder``: its raw path and points."""
     from masktwins3d.io import create_volume
     from masktwins3d.io.points import SynapsePoints
     from masktwins3d.synth.synapse import generate_synapse_volume
     from masktwins3d.synth.synapse_style import get_synapse_style
 
-    style = get_synapse_style("syn_target")
+    style = get_synapse_style(style)
     raw, pre, post = generate_synapse_volume(style, tuple(shape), np.random.default_rng(np.random.SeedSequence([seed, index])))
-    path = folder / f"draw{index}.zarr"
+    path = folder / f"{style.name}_draw{index}.zarr"
     vol = create_volume(str(path), raw.shape, raw.dtype, voxel_size=tuple(style.voxel_size), offset=(0, 0, 0))
     vol[...] = raw
     return str(path), SynapsePoints(pre=np.asarray(pre).reshape(-1, 3), post=np.asarray(post).reshape(-1, 4))
