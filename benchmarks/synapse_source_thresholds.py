@@ -84,6 +84,8 @@ def main() -> None:
         if not seed.isdigit() or not folder or not all((Path(folder) / m / "checkpoint.pt").is_file() for m in MODELS):
             sys.exit(f"--run {item!r} is not SEED=DIR of a folder with {', '.join(MODELS)} checkpoints")
         runs[int(seed)] = Path(folder)
+    if any(args.out.resolve() == f.resolve() or args.out.resolve().is_relative_to(f.resolve()) for f in runs.values()):
+        sys.exit(f"--out {args.out} lies inside a run folder; choose a folder outside them")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
     results = json.loads(cache.read_text()) if cache.is_file() else {}
