@@ -33,7 +33,7 @@ from masktwins3d.atomic import atomic_write_json  # noqa: E402
 from masktwins3d.demo import WEIGHTS  # noqa: E402
 from masktwins3d.evaluate.paired import format_difference, paired_difference  # noqa: E402
 
-from synapse_test_noise import DEMO_INDEX, MODELS, draw  # noqa: E402
+from synapse_test_noise import DEMO_INDEX, MODELS, add_run_arguments, draw, run_folders  # noqa: E402
 
 GRID = (0.75, 0.85, 0.9, 0.95, 0.98)
 """delta_pre candidates; delta_post is delta_pre - 0.1, AdaSyn's gap (0.75 / 0.65 is the first)."""
@@ -74,18 +74,9 @@ def model_row(ckpt: Path, volumes: dict, scratch: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", action="append", required=True, metavar="SEED=DIR",
-                   help="a seed and its run folder (source/, noadapt/, masktwins/, oracle/ with checkpoint.pt); repeat")
-    p.add_argument("--out", type=Path, required=True, help="folder for scores.json")
+    add_run_arguments(p, "folder for scores.json")
     args = p.parse_args()
-    runs = {}
-    for item in args.run:
-        seed, _, folder = item.partition("=")
-        if not seed.isdigit() or not folder or not all((Path(folder) / m / "checkpoint.pt").is_file() for m in MODELS):
-            sys.exit(f"--run {item!r} is not SEED=DIR of a folder with {', '.join(MODELS)} checkpoints")
-        runs[int(seed)] = Path(folder)
-    if any(args.out.resolve() == f.resolve() or args.out.resolve().is_relative_to(f.resolve()) for f in runs.values()):
-        sys.exit(f"--out {args.out} lies inside a run folder; choose a folder outside them")
+    runs = run_folders(args.run, MODELS, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
     results = json.loads(cache.read_text()) if cache.is_file() else {}

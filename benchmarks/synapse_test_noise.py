@@ -123,11 +123,33 @@ def summarise(results: dict) -> dict:
             "seeds_mean_difference": {size: across_seeds(size) for size in pooled}}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
+    """``--run SEED=DIR`` (repeatable) and ``--out``, as both synapse re-scoring benchmarks take them."""
     p.add_argument("--run", action="append", required=True, metavar="SEED=DIR",
                    help="a seed and its run folder (source/, noadapt/, masktwins/, oracle/ with checkpoint.pt); repeat")
-    p.add_argument("--out", type=Path, required=True, help="folder for scores.json and summary.json")
+    p.add_argument("--out", type=Path, required=True, help=out_help)
+
+
+def run_folders(items: list[str], models, out: Path) -> dict[int, Path]:
+    """``{seed: folder}`` from ``--run SEED=DIR`` items, each folder holding ``models``' checkpoints; exits with one
+    line on a malformed item, a missing checkpoint, or an ``out`` that is or lies inside a run folder."""
+    runs = {}
+    for item in items:
+        seed, _, folder = item.partition("=")
+        if not seed.isdigit() or not folder:
+            sys.exit(f"--run {item!r} is not SEED=DIR; give e.g. --run 0=runs/demo_seeds/seed0/synapse")
+        missing = [m for m in models if not (Path(folder) / m / "checkpoint.pt").is_file()]
+        if missing:
+            sys.exit(f"--run {item}: no {Path(folder) / missing[0] / 'checkpoint.pt'}; give a folder a synapse run left")
+        runs[int(seed)] = Path(folder)
+    if any(out.resolve() == f.resolve() or out.resolve().is_relative_to(f.resolve()) for f in runs.values()):
+        sys.exit(f"--out {out} lies inside a run folder; choose a folder outside them")
+    return runs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p, "folder for scores.json and summary.json")
     p.add_argument("--draws", type=int, default=8, help="draws at --small-shape (default 8)")
     p.add_argument("--large-draws", type=int, default=2, help="draws at --large-shape (default 2)")
     p.add_argument("--small-shape", type=int, nargs=3, default=SMALL_SHAPE, metavar=("Z", "Y", "X"),
@@ -142,17 +164,7 @@ def main() -> None:
                    help="also score the demo data's own target_test draw at this shape (what the demo reports "
                         "when its target_test has it; kept apart from the noise summary)")
     args = p.parse_args()
-    runs = {}
-    for item in args.run:
-        seed, _, folder = item.partition("=")
-        if not seed.isdigit() or not folder:
-            sys.exit(f"--run {item!r} is not SEED=DIR; give e.g. --run 0=runs/demo_seeds/seed0/synapse")
-        missing = [m for m in args.models if not (Path(folder) / m / "checkpoint.pt").is_file()]
-        if missing:
-            sys.exit(f"--run {item}: no {Path(folder) / missing[0] / 'checkpoint.pt'}; give a folder a synapse run left")
-        runs[int(seed)] = Path(folder)
-    if any(args.out.resolve() == f.resolve() or args.out.resolve().is_relative_to(f.resolve()) for f in runs.values()):
-        sys.exit(f"--out {args.out} lies inside a run folder; choose a folder outside them")
+    runs = run_folders(args.run, args.models, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
     settings = {"logit_shift": args.logit_shift}
