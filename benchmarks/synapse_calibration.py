@@ -90,6 +90,17 @@ VARIANTS = {
     # on held-out source data, so further source supervision may specialise the model to the source
     # (the value the mito calibration picked; added after the test-volume noise measurement)
     "sup_weight_0.1": ["loss.sup_weight=0.1"],
+    # L_cm with a weight that lets it act: on probabilities (the sigmoid head's cm_space) the two views'
+    # MSE is about 0.005, so at lambda_cm 0.1 it is under 0.1 % of the loss (the mito track's L_cm, on
+    # logits at 0.01, is about 5 %); 1 and 10 bracket the mito share (added after the logs of the
+    # demo's seed-0 run showed it; decision rule in BENCHMARKS.md)
+    "lambda_cm_1": ["loss.lambda_cm=1"],
+    "lambda_cm_10": ["loss.lambda_cm=10"],
+    # the official code's L_cm: MSE on logits at the paper's synapse lambda_cm 0.1
+    "cm_logits": ["loss.cm_space=logits"],
+    # the independent-mask twin of lambda_cm_10 (rmask's masks, same weights): whether complementary masks
+    # matter once L_cm carries weight
+    "independent_lambda_cm_10": ["mask.kind=independent", "loss.lambda_cm=10"],
 }
 MASK_GRID = {"lambda_cm": (0.01, 0.1), "patch": (3, 6), "kind": ("complementary", "independent")}
 """The synapse λ_cm × b sweep (issue 13, item 5), each cell with complementary and with independent
