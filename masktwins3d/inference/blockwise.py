@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..parallel import Block, Manifest, Task, parse_scheduler
+from ..parallel import Block, Manifest, Task, block_grid, parse_scheduler
 from ..parallel.manifest import MANIFEST_NAME
 from ..parallel.scheduler import Scheduler
 from ..precision import resolve_precision
@@ -349,16 +349,17 @@ def predict_blockwise(
     window = settings.window(dims, getattr(net, "head_kind", "softmax"), precision.bf16)
     block, chunks = settings.layout(dims, tuple(volume.shape[-3:]))
     ctx = settings.context if settings.context is not None else default_context(window)
-    task = Task("predict", volume.roi, block, process=None, context=ctx)  # type: ignore[arg-type]
+    n_blocks = len(block_grid(volume.roi, block, ctx))
     net = net.to(device).eval()
     channels = output_channels(net, window, device)
     recorded = manifest_settings(ref, volume, preprocess, window, block, ctx, settings.out_dtype, identity)
     if sched.kind != "none":
         check_picklable(settings.scheduler, (ref, volume, preprocess))
-    target, task.manifest = open_target(out_path, volume, recorded, len(task.blocks), channels, chunks, settings.out_dtype,
-                                        settings.resume, settings.overwrite)
+    target, manifest = open_target(out_path, volume, recorded, n_blocks, channels, chunks, settings.out_dtype,
+                                   settings.resume, settings.overwrite)
     threads = settings.threads or default_threads(sched.workers if sched.kind == "local" else 1)
-    task.process = BlockJob(ref, volume, target, preprocess, window, settings.out_dtype, device, threads)
+    task = Task("predict", volume.roi, block, BlockJob(ref, volume, target, preprocess, window, settings.out_dtype, device, threads),
+                context=ctx, manifest=manifest)
     if progress or settings.resume:
         todo = len(task.todo())
         print(f"predict: {todo} of {len(task.blocks)} blocks to compute ({len(task.blocks) - todo} already done), block {block}, context {ctx}; "
