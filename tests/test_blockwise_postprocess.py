@@ -11,11 +11,11 @@ from scipy import ndimage
 from masktwins3d.errors import UserError
 from masktwins3d.geometry import Roi
 from masktwins3d.io import create_volume, open_volume
-from masktwins3d.parallel import block_grid
+from masktwins3d.parallel import block_chunks, block_grid
 from masktwins3d.postprocess.blockwise import (
+    CHUNK_CAP,
     blockwise_instances,
     blockwise_points,
-    output_chunks,
     parse_block,
     scheduler_session,
     stitch,
@@ -216,8 +216,8 @@ def test_blockwise_instances_from_zarr_keep_geometry_and_chunks(tmp_path, whole)
                             progress=False, whole=whole, overwrite=True)
     assert np.array_equal(open_volume(tmp_path / "mito.zarr")[:], probability_to_instances(p[1], 0.7))
     assert sorted(q.name for q in tmp_path.iterdir()) == ["mito.zarr", "prob.zarr"]  # no stage left behind
-    assert output_chunks((64, 512, 512), (100, 4096, 4096)) == (64, 256, 256)
-    assert output_chunks((64, 257, 100), (10, 4096, 4096)) == (10, 257, 100)
+    assert block_chunks((64, 512, 512), (100, 4096, 4096), CHUNK_CAP) == (64, 256, 256)
+    assert block_chunks((64, 257, 100), (10, 4096, 4096), CHUNK_CAP) == (10, 257, 100)
 
 
 def blob_map(rng, shape, n=(6, 12), sigma=1.3):

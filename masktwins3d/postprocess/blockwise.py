@@ -157,11 +157,6 @@ def parse_block(text: str | Sequence[int] | None, default: Sequence[int] = DEFAU
     return values  # type: ignore[return-value]
 
 
-def output_chunks(block_shape: Sequence[int], shape: Sequence[int], cap: Sequence[int] = CHUNK_CAP) -> tuple[int, ...]:
-    """Output chunks for blocks of ``block_shape`` (:func:`~masktwins3d.parallel.block_chunks`, capped at :data:`CHUNK_CAP`)."""
-    return block_chunks(block_shape, shape, cap)
-
-
 @contextmanager
 def scheduler_session(spec: str | Scheduler | None) -> Iterator[Scheduler]:
     """A scheduler for several task runs: ``local[:N]`` starts one LocalCluster for all."""
@@ -404,7 +399,7 @@ def check_instance_job(prob: Any, out: str | Path, threshold: float, channel: in
         whole = sched.kind == "none" and voxels <= WHOLE_VOLUME_VOXELS and not resume
     where = f"{source.name}" + (f" channel {ch}" if ch is not None else "")
     # labels compress well with any codec: the fast-to-write one (blosc-lz4, flat chunk keys)
-    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=output_chunks(block, source.shape),
+    geometry = dict(voxel_size=source.voxel_size, offset=source.offset, axes="zyx", chunks=block_chunks(block, source.shape, CHUNK_CAP),
                     name=out.name, fast_write=True)
     settings = {"job": "mito instances", "input": source.name, "shape": list(source.shape), "dtype": str(np.dtype(source.array.dtype)),
                 "channel": ch, "threshold": threshold, "connectivity": connectivity, "min_size": min_size, "block": list(block)}
