@@ -6,9 +6,10 @@ No training. An arm is a run folder that ``benchmarks/synapse_calibration.py`` l
 ``--large-draws`` target volumes of ``--large-shape`` drawn as ``benchmarks/synapse_test_noise.py``
 draws them (seed sequences ``[seed, 200 + k]``, the demo's target style), exactly as the demo
 scores: sliding-window prediction at the training crop, AdaSyn points, WASPSYN F1. The reference
-(default the shipped ``masktwins``) is read from a ``synapse_test_noise.py`` ``scores.json`` that
-holds the same draws, so every arm meets it on the same volumes. Per arm: its mean EMA F1 over the
-draws per seed, and the paired difference arm − reference over seeds with its 95 % t-interval.
+models (default the shipped ``masktwins`` and ``noadapt``) are read from a ``synapse_test_noise.py``
+``scores.json`` that holds the same draws, so every arm meets them on the same volumes. Per arm: its
+mean F1 over the draws per seed, and the paired difference arm − each reference model over seeds
+with its 95 % t-interval.
 Resumable: a score already in ``<out>/scores.json`` is read, not recomputed. Usage::
 
     .venv/bin/python benchmarks/synapse_arms.py --out runs/synapse_arms --reference runs/syn_noise_all/scores.json \\
@@ -75,7 +76,8 @@ def main() -> None:
     p.add_argument("--calibration", type=Path, nargs="+", required=True, help="synapse_calibration.py output folders")
     p.add_argument("--arms", nargs="+", required=True, help="variant folders to score (e.g. lambda_cm_1)")
     p.add_argument("--reference", type=Path, required=True, help="a synapse_test_noise.py scores.json with the same draws")
-    p.add_argument("--reference-model", default="masktwins", help="the model of --reference to compare with (default masktwins)")
+    p.add_argument("--reference-models", nargs="+", default=["masktwins", "noadapt"],
+                   help="the models of --reference to compare with (default masktwins noadapt)")
     p.add_argument("--large-draws", type=int, default=2, help="draws per seed (default 2)")
     p.add_argument("--large-shape", type=int, nargs=3, default=(64, 256, 256), metavar=("Z", "Y", "X"))
     args = p.parse_args()
@@ -84,7 +86,7 @@ def main() -> None:
     shape = tuple(args.large_shape)
     size = "x".join(map(str, shape))
     indices = [LARGE + k for k in range(args.large_draws)]
-    ref = reference_scores(args.reference, args.reference_model, size, indices, seeds)
+    refs = {m: reference_scores(args.reference, m, size, indices, seeds) for m in args.reference_models}
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
     results = json.loads(cache.read_text()) if cache.is_file() else {}
@@ -103,23 +105,23 @@ def main() -> None:
             results.setdefault(str(seed), {})[str(index)] = done
             atomic_write_json(cache, results)
             print(f"seed {seed} draw {index} {size}: EMA F1 " + ", ".join(f"{a} {done[a]['ema']['f1']:.3f}" for a in todo)
-                  + f" ({args.reference_model} {ref[seed][index]['ema']['f1']:.3f})", flush=True)
-    summary = {"seeds": seeds, "draws": indices, "shape": list(shape), "reference": f"{args.reference} ({args.reference_model})",
-               "arms": {}}
-    print(f"\nEMA / student F1, mean of {len(indices)} draws of {size} per seed; arm - {args.reference_model}, paired over seeds {seeds}")
-    for a in [args.reference_model, *args.arms]:
-        source = (lambda s, i, w: ref[s][i][w]["f1"]) if a == args.reference_model else \
-                 (lambda s, i, w, a=a: results[str(s)][str(i)][a][w]["f1"])
-        per_seed = {w: [float(np.mean([source(s, i, w) for i in indices])) for s in seeds] for w in WEIGHTS}
-        entry = {"per_seed": per_seed}
-        if a != args.reference_model:
-            ref_seed = {w: [float(np.mean([ref[s][i][w]["f1"] for i in indices])) for s in seeds] for w in WEIGHTS}
-            entry["minus_reference"] = {w: paired_difference(per_seed[w], ref_seed[w]) for w in WEIGHTS}
-        summary["arms"][a] = entry
-        line = f"{a:<26}" + "  ".join(f"{w} " + " ".join(f"{v:.3f}" for v in per_seed[w]) for w in WEIGHTS)
-        if "minus_reference" in entry:
-            line += "   EMA " + format_difference(entry["minus_reference"]["ema"], 1, 3)
-        print(line)
+                  + " (" + ", ".join(f"{m} {r[seed][index]['ema']['f1']:.3f}" for m, r in refs.items()) + ")", flush=True)
+    summary = {"seeds": seeds, "draws": indices, "shape": list(shape), "reference": str(args.reference), "models": {}}
+    print(f"\nF1 per seed {seeds}, mean of {len(indices)} draws of {size}; arm - each reference model, EMA, paired over seeds")
+
+    def per_seed(get) -> dict[str, list[float]]:
+        return {w: [float(np.mean([get(s, i)[w]["f1"] for i in indices])) for s in seeds] for w in WEIGHTS}
+
+    table = {m: per_seed(lambda s, i, r=r: r[s][i]) for m, r in refs.items()}
+    table.update({a: per_seed(lambda s, i, a=a: results[str(s)][str(i)][a]) for a in args.arms})
+    for name, scores in table.items():
+        entry = {"per_seed": scores}
+        if name in args.arms:
+            entry["minus"] = {m: {w: paired_difference(scores[w], table[m][w]) for w in WEIGHTS} for m in refs}
+        summary["models"][name] = entry
+        print(f"{name:<26}" + "  ".join(f"{w} " + " ".join(f"{v:.3f}" for v in scores[w]) for w in WEIGHTS))
+        for m, d in entry.get("minus", {}).items():
+            print(f"{'':<4}- {m:<20}EMA {format_difference(d['ema'], 1, 3)}; student {format_difference(d['student'], 1, 3)}")
     atomic_write_json(args.out / "summary.json", summary)
     print(f"\nsummary: {args.out / 'summary.json'}")
 
