@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from masktwins3d.atomic import atomic_write_json  # noqa: E402
 from masktwins3d.demo import WEIGHTS  # noqa: E402
 from masktwins3d.evaluate.paired import format_difference, paired_difference  # noqa: E402
-from synapse_test_noise import LARGE, draw, score  # noqa: E402
+from synapse_test_noise import LARGE, score_on_draw  # noqa: E402
 
 
 def arm_folders(calibrations: list[Path], arms: list[str], out: Path) -> dict[str, dict[int, Path]]:
@@ -96,12 +94,8 @@ def main() -> None:
             todo = [a for a in args.arms if a not in done]
             if not todo:
                 continue
-            scratch = Path(tempfile.mkdtemp(prefix="synarms_", dir=args.out))
-            try:
-                raw, gt = draw(seed, index, shape, scratch)
-                done = {**done, **{a: score(folders[a][seed] / "checkpoint.pt", raw, gt, scratch) for a in todo}}
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            new, _ = score_on_draw(seed, index, shape, {a: folders[a][seed] / "checkpoint.pt" for a in todo}, args.out)
+            done = {**done, **new}
             results.setdefault(str(seed), {})[str(index)] = done
             atomic_write_json(cache, results)
             print(f"seed {seed} draw {index} {size}: EMA F1 " + ", ".join(f"{a} {done[a]['ema']['f1']:.3f}" for a in todo)

@@ -93,6 +93,17 @@ def score(ckpt: Path, raw: str, gt, scratch: Path, shift: float = 0.0) -> dict:
     return out
 
 
+def score_on_draw(seed: int, index: int, shape, checkpoints: dict[str, Path], out: Path, shift: float = 0.0) -> tuple[dict, object]:
+    """Every checkpoint of ``checkpoints`` (name: path) scored (:func:`score`) on the target draw ``[seed, index]`` of
+    ``shape``, written to a scratch folder under ``out`` and removed afterwards; ``(scores by name, the draw's points)``."""
+    scratch = Path(tempfile.mkdtemp(prefix="syndraw_", dir=out))
+    try:
+        raw, gt = draw(seed, index, shape, scratch)
+        return {name: score(ckpt, raw, gt, scratch, shift) for name, ckpt in checkpoints.items()}, gt
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def summarise(results: dict) -> dict:
     """Per seed and size: mean / sd per model and weights, the paired EMA difference per draw; and the pooled
     within-seed sd of that difference per size."""
@@ -184,12 +195,8 @@ def main() -> None:
             todo = [m for m in args.models if m not in done]
             if not todo:
                 continue
-            scratch = Path(tempfile.mkdtemp(prefix="synnoise_", dir=args.out))
-            try:
-                raw, gt = draw(seed, index, shape, scratch)
-                scores = {**done, **{m: score(folder / m / "checkpoint.pt", raw, gt, scratch, args.logit_shift) for m in todo}}
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            new, gt = score_on_draw(seed, index, shape, {m: folder / m / "checkpoint.pt" for m in todo}, args.out, args.logit_shift)
+            scores = {**done, **new}
             entry = {"shape": list(shape), "gt": {"n_pre": int(len(gt.pre)), "n_post": int(len(gt.post_zyx))}, "scores": scores}
             results.setdefault(str(seed), {}).setdefault(size, {})[str(index)] = entry
             atomic_write_json(cache, results)
