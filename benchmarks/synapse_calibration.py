@@ -101,6 +101,10 @@ VARIANTS = {
     # the independent-mask twin of lambda_cm_10 (rmask's masks, same weights): whether complementary masks
     # matter once L_cm carries weight
     "independent_lambda_cm_10": ["mask.kind=independent", "loss.lambda_cm=10"],
+    # lambda_cm 10 with loss.cm_guard: the step's lambda_cm scaled by the pseudo-labels' foreground over the
+    # source labels', so L_cm stops pressing once it has drained the foreground (added after lambda_cm_10 gave the
+    # best F1 yet on seeds 12 and 13 and no synapse on 10 and 11; judged on fresh seeds, BENCHMARKS.md)
+    "lambda_cm_10_guard": ["loss.lambda_cm=10", "loss.cm_guard=true"],
 }
 MASK_GRID = {"lambda_cm": (0.01, 0.1), "patch": (3, 6), "kind": ("complementary", "independent")}
 """The synapse λ_cm × b sweep (issue 13, item 5), each cell with complementary and with independent

@@ -192,7 +192,12 @@ class LossConfig:
     p <= negative_threshold; 10 collapsed a weak source model on the synapse demo's calibration
     seeds, BENCHMARKS.md); sup_weight: weight of L_sup in the adapting methods (mic, rmask,
     masktwins; 1 as in the paper; noadapt and the oracle always learn their labels at 1; 0.1
-    lost on every reported seed of the mito demo, BENCHMARKS.md)."""
+    lost on every reported seed of the mito demo, BENCHMARKS.md); cm_guard: scale lambda_cm at
+    every step by the fraction of target voxels the pseudo-labels mark foreground over the source
+    labels' running foreground fraction, capped at 1 (:func:`~masktwins3d.adapt.losses.cm_weight`):
+    L_cm on probabilities is smallest when both views predict nothing, so with weight it can
+    drain the foreground, and then stops pressing as the pseudo-labels lose it (false: lambda_cm
+    as set; a measurement, not a default, BENCHMARKS.md)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -214,6 +219,7 @@ class LossConfig:
     debias_fallback: Optional[float] = None
     negative_band: Optional[float] = None
     sup_weight: float = 1.0
+    cm_guard: bool = False
 
 
 @dataclass
@@ -429,6 +435,9 @@ def resolve(run: RunConfig) -> RunConfig:
                             "under threshold_rule=prior; set loss.debias_pos_weight=true and loss.threshold_rule=prior, or loss.debias_fallback=null")
         if not (_finite(run.loss.debias_fallback) and 0.0 < run.loss.debias_fallback <= 1.0):
             raise UserError(f"loss.debias_fallback={run.loss.debias_fallback} must be a fraction in (0, 1], e.g. 0.25")
+    if run.loss.cm_guard and run.model.head != "sigmoid":
+        raise UserError(f"loss.cm_guard=true scales L_cm by the sigmoid pseudo-labels' foreground but model.head={run.model.head}; "
+                        "set loss.cm_guard=false")
     if run.loss.negative_band is not None and run.loss.threshold_rule != "prior":
         raise UserError(f"loss.negative_band={run.loss.negative_band} widens the negatives of threshold_rule=prior; "
                         "set loss.threshold_rule=prior (sigmoid head), or loss.negative_band=null")

@@ -127,3 +127,33 @@ def test_sup_weight_scales_only_l_sup():
         assert torch.allclose(logs[w]["loss"], expected, rtol=1e-5)
     with pytest.raises(UserError, match="loss.sup_weight=-1.0 .* must be a finite weight >= 0"):
         load_config(None, [*base, "loss.sup_weight=-1"])
+
+
+def test_cm_guard_scales_lambda_cm_by_the_pseudo_labels_foreground():
+    """loss.cm_guard: the step's lambda_cm is lambda_cm * min(1, pl foreground / source foreground), and the
+    total loss uses it; the source fraction is the running mean of the source labels'."""
+    base = ["method=masktwins", "model.name=resunet3d", "model.head=sigmoid", f"model.widths={NARROW}", "loss.threshold=[0.75,0.65]",
+            "data.crop=[32,32,32]", "mask.patch=4", "teacher.ema=false", "loss.lambda_cm=10", "loss.cm_guard=true"]
+    run = load_config(None, base)
+    torch.manual_seed(0)
+    method = MaskedConsistency(build_model(run.model), run, 0.0, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(3)
+    label = (torch.rand((2, 2, 32, 32, 32), generator=g) < 0.9).long()  # 90 % source foreground: above the pseudo-labels'
+    batch = {"source_image": torch.randn(2, 1, 32, 32, 32, generator=g), "source_label": label,
+             "target_image": torch.randn(2, 1, 32, 32, 32, generator=g)}
+    _, logs = method.loss(batch, 0)
+    src = float(label.float().mean())
+    expected = 10.0 * min(1.0, float(logs["pl_foreground"]) / src)
+    assert 0 < expected < 10 and float(logs["lambda_cm"]) == pytest.approx(expected, rel=1e-6)
+    assert torch.allclose(logs["loss"], logs["l_sup"] + logs["l_cl"] + float(logs["lambda_cm"]) * logs["l_cm"], rtol=1e-5)
+    with pytest.raises(UserError, match="loss.cm_guard=true .* model.head=softmax"):
+        load_config(None, ["method=masktwins", "loss.cm_guard=true"])
+
+
+def test_cm_weight_by_hand():
+    from masktwins3d.adapt.losses import cm_weight
+
+    assert cm_weight(10.0, 0.0005, 0.001) == pytest.approx(5.0)  # half the source fraction: half the weight
+    assert cm_weight(10.0, 0.003, 0.001) == pytest.approx(10.0)  # more than the source: capped at lambda_cm
+    assert cm_weight(10.0, 0.0, 0.001) == 0.0  # pseudo-labels without foreground: L_cm off
+    assert cm_weight(0.1, 0.0, 0.0) == pytest.approx(0.1)  # no source fraction yet: as set

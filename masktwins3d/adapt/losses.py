@@ -116,6 +116,15 @@ def band_negatives(prob: torch.Tensor, fractions: Sequence[float]) -> torch.Tens
     return out
 
 
+def cm_weight(lambda_cm: float, pl_fraction: float, source_fraction: float) -> float:
+    """``lambda_cm`` scaled by the pseudo-labels' foreground fraction over the source labels',
+    capped at 1 (``loss.cm_guard``): ``lambda_cm * min(1, pl / source)``; ``lambda_cm`` itself
+    while the source fraction is not yet known (0)."""
+    if source_fraction <= 0:
+        return float(lambda_cm)
+    return float(lambda_cm) * min(1.0, max(0.0, float(pl_fraction)) / float(source_fraction))
+
+
 def debias_choice(debiased_fraction: Sequence[float], source_fraction: Sequence[float], ratio: float | None) -> list[bool]:
     """Per channel, whether the debiased teacher makes the pseudo-labels (``loss.debias_fallback``).
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .losses import Head, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
+from .losses import Head, cm_weight, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
@@ -225,7 +225,8 @@ class MaskedConsistency(StudentMethod):
         l_sup = supervised_loss(logits_s, ys, self.head, self.lcfg.pos_weight)
         total, logs = self.lcfg.sup_weight * l_sup, {"l_sup": l_sup.detach()}
         logs["source_foreground"] = (ys > 0).float().mean()
-        prior = self.source_prior(ys) if self.lcfg.threshold_rule == "prior" else None
+        running = self.source_prior(ys) if (self.lcfg.threshold_rule == "prior" or self.lcfg.cm_guard) else None
+        prior = running if self.lcfg.threshold_rule == "prior" else None
         if (self.lcfg.cl or self.lcfg.cm) and step >= self.lcfg.target_start:
             if self.teacher is not None and self.restart and step == self.lcfg.target_start:
                 self.teacher.reset(self.model)  # pseudo-labels from the student as it is now, not from the
@@ -255,7 +256,11 @@ class MaskedConsistency(StudentMethod):
                 logs["l_cl"] = l_cl.detach()
             if self.lcfg.cm and len(view_logits) > 1:
                 l_cm = cross_mask_loss(view_logits, self.lcfg.cm_space, self.head)
-                total = total + self.lcfg.lambda_cm * l_cm
+                lam = self.lcfg.lambda_cm
+                if self.lcfg.cm_guard:
+                    lam = cm_weight(lam, float(logs["pl_foreground"]), sum(running) / len(running))
+                    logs["lambda_cm"] = torch.tensor(lam)
+                total = total + lam * l_cm
                 logs["l_cm"] = l_cm.detach()
         logs["loss"] = total.detach()
         return total, logs
