@@ -197,7 +197,8 @@ class LossConfig:
     labels' running foreground fraction, capped at 1 (:func:`~masktwins3d.adapt.losses.cm_weight`):
     L_cm on probabilities is smallest when both views predict nothing, so with weight it can
     drain the foreground, and then stops pressing as the pseudo-labels lose it (false: lambda_cm
-    as set; a measurement, not a default, BENCHMARKS.md)."""
+    as set; on the synapse demo's calibration seeds it acted after the foreground had drained
+    and was not adopted, BENCHMARKS.md)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
