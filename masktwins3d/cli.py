@@ -269,6 +269,32 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resample(args: argparse.Namespace) -> int:
+    from .data.resample import resample_volume
+    from .io import open_volume
+    from .io.convert import check_output, staged
+
+    factors = _numbers(args.scale, float, "--scale", "0.5 or 0.5,0.5 (in-plane zoom, Y,X)")
+    if len(factors) == 1:
+        factors = factors * 2
+    if len(factors) != 2 or not all(0 < f < 100 for f in factors):
+        raise UserError(f"--scale {args.scale!r} must be one or two in-plane zooms Y,X above 0, e.g. 0.5 (half the pixels per axis)")
+    refuse_overlap({"--output": args.output}, {"--input": args.input, "--like": args.like})
+    out = check_output(args.output, args.overwrite)
+    source = open_volume(args.input)
+    like = open_volume(args.like) if args.like else None
+    if like is not None and like.shape[-3] != source.shape[-3]:
+        raise UserError(f"--like {args.like} has {like.shape[-3]} sections but --input {args.input} has {source.shape[-3]}; "
+                        "give the volume the input was resampled from")
+    with staged(out) as tmp:
+        vol = resample_volume(source, str(tmp), factors, labels=args.label, out_dtype=None if args.label else args.dtype,
+                              like=like, progress=True)
+        shape, voxel = tuple(vol.shape), tuple(vol.voxel_size)
+    print(f"{args.input} {tuple(source.shape)} at {tuple(source.voxel_size)} nm -> {out} {shape} at {voxel} nm "
+          f"({'nearest, labels' if args.label else 'linear, anti-aliased'})")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .io.datasets import DESCRIPTOR_DIR, list_datasets, load_dataset
 
@@ -510,6 +536,25 @@ def _add_convert(sub) -> None:
     cv.set_defaults(func=cmd_convert)
 
 
+def _add_resample(sub) -> None:
+    """The ``resample`` subcommand."""
+    rs = sub.add_parser("resample", help="zoom a volume's sections in-plane (e.g. down-sample 2x before training), or back onto a grid",
+                        description="Write a volume with every z-section zoomed in-plane by --scale (Z is never resampled) to a new "
+                                    "OME-Zarr, one section at a time: linear and anti-aliased for images (float32 unless --dtype), "
+                                    "nearest for --label volumes (their own dtype). The voxel size is divided by the zoom (an unknown one stays "
+                                    "unknown). With --like, the output takes that volume's in-plane shape, voxel size and offset "
+                                    "exactly: bring predictions made on a down-sampled target back onto its own grid.")
+    rs.add_argument("--input", required=True, help="volume to resample: x.zarr/raw, file.h5:/key, a TIFF stack...")
+    rs.add_argument("--output", required=True, help="output OME-Zarr, e.g. volumes/source_half.zarr/raw")
+    rs.add_argument("--scale", required=True, help="in-plane zoom, one value or Y,X: 0.5 halves the pixels per axis, 2 doubles them")
+    rs.add_argument("--label", action="store_true", help="a label volume: nearest neighbour, its own dtype")
+    rs.add_argument("--like", default=None, help="volume whose in-plane grid the output takes (e.g. the native target, for probabilities)")
+    rs.add_argument("--dtype", default=None, choices=("uint8", "uint16", "float32"),
+                    help="output dtype of an image (default float32; labels keep theirs)")
+    rs.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    rs.set_defaults(func=cmd_resample)
+
+
 def _add_export(sub) -> None:
     """The ``export`` subcommand."""
     ex = sub.add_parser("export", help="share a trained model: a bioimage.io model package",
@@ -565,13 +610,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``masktwins3d`` command line: one subcommand per verb (each built by its ``_add_*``)."""
     p = argparse.ArgumentParser(prog="masktwins3d", description="Adapt EM segmentation networks to new, unlabelled volumes with MaskTwins.")
     p.add_argument("--version", action="version", version=f"masktwins3d {__version__}")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,export,view,datasets}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="{demo,train,predict,postprocess,evaluate,convert,resample,export,view,datasets}")
     _add_demo(sub)
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
     _add_postprocess(sub)
     _add_convert(sub)
+    _add_resample(sub)
     _add_export(sub)
     _add_view(sub)
     _add_datasets(sub)

@@ -14,7 +14,7 @@ from cli_helpers import assert_user_error, run_cli
 from conftest import tiny_overrides
 
 
-@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"], ["evaluate", "synapse"], ["postprocess"], ["postprocess", "synapse"], ["postprocess", "mito"]])
+@pytest.mark.parametrize("verb", [[], ["demo"], ["train"], ["predict"], ["evaluate"], ["evaluate", "mito"], ["evaluate", "synapse"], ["postprocess"], ["postprocess", "synapse"], ["postprocess", "mito"], ["resample"]])
 def test_help_on_every_verb(capsys, verb):
     with pytest.raises(SystemExit) as exc:
         main([*verb, "--help"])

@@ -70,7 +70,7 @@ def test_every_nav_page_exists():
 def test_cli_reference_has_every_subcommand():
     text = _hook().cli_reference()
     for verb in ("demo", "train", "predict", "postprocess mito", "postprocess synapse", "evaluate mito",
-                 "evaluate synapse", "convert", "export bioimageio", "view", "datasets"):
+                 "evaluate synapse", "convert", "resample", "export bioimageio", "view", "datasets"):
         assert f"`masktwins3d {verb}`" in text, verb
     assert "--resume" in text and "--scheduler" in text
     assert build_parser().prog == "masktwins3d"
