@@ -7,7 +7,8 @@ No training. An arm is a run folder that ``benchmarks/synapse_calibration.py`` l
 draws them (seed sequences ``[seed, 200 + k]``, the demo's target style), exactly as the demo
 scores: sliding-window prediction at the training crop, AdaSyn points, WASPSYN F1. The reference
 models (default the shipped ``masktwins`` and ``noadapt``) are read from a ``synapse_test_noise.py``
-``scores.json`` that holds the same draws, so every arm meets them on the same volumes. Per arm: its
+``scores.json`` that holds the same draws, so every arm meets them on the same volumes, or, without
+``--reference``, are arms scored here (fresh seeds that no earlier measurement holds). Per arm: its
 mean F1 over the draws per seed, and the paired difference arm − each reference model over seeds
 with its 95 % t-interval.
 Resumable: a score already in ``<out>/scores.json`` is read, not recomputed. Usage::
@@ -73,9 +74,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for scores.json and summary.json")
     p.add_argument("--calibration", type=Path, nargs="+", required=True, help="synapse_calibration.py output folders")
     p.add_argument("--arms", nargs="+", required=True, help="variant folders to score (e.g. lambda_cm_1)")
-    p.add_argument("--reference", type=Path, required=True, help="a synapse_test_noise.py scores.json with the same draws")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="a synapse_test_noise.py scores.json with the same draws (without it the reference models "
+                        "are arms scored here)")
     p.add_argument("--reference-models", nargs="+", default=["masktwins", "noadapt"],
-                   help="the models of --reference to compare with (default masktwins noadapt)")
+                   help="the models of --reference (or arms) to compare with (default masktwins noadapt)")
     p.add_argument("--large-draws", type=int, default=2, help="draws per seed (default 2)")
     p.add_argument("--large-shape", type=int, nargs=3, default=(64, 256, 256), metavar=("Z", "Y", "X"))
     args = p.parse_args()
@@ -84,7 +87,13 @@ def main() -> None:
     shape = tuple(args.large_shape)
     size = "x".join(map(str, shape))
     indices = [LARGE + k for k in range(args.large_draws)]
-    refs = {m: reference_scores(args.reference, m, size, indices, seeds) for m in args.reference_models}
+    if args.reference is not None:
+        refs = {m: reference_scores(args.reference, m, size, indices, seeds) for m in args.reference_models}
+    else:
+        missing = [m for m in args.reference_models if m not in args.arms]
+        if missing:
+            sys.exit(f"--reference-models {missing[0]} is not among --arms; add it to --arms or give --reference")
+        refs = {}
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "scores.json"
     results = json.loads(cache.read_text()) if cache.is_file() else {}
@@ -100,7 +109,8 @@ def main() -> None:
             atomic_write_json(cache, results)
             print(f"seed {seed} draw {index} {size}: EMA F1 " + ", ".join(f"{a} {done[a]['ema']['f1']:.3f}" for a in todo)
                   + " (" + ", ".join(f"{m} {r[seed][index]['ema']['f1']:.3f}" for m, r in refs.items()) + ")", flush=True)
-    summary = {"seeds": seeds, "draws": indices, "shape": list(shape), "reference": str(args.reference), "models": {}}
+    summary = {"seeds": seeds, "draws": indices, "shape": list(shape),
+               "reference": str(args.reference) if args.reference else "arms", "models": {}}
     print(f"\nF1 per seed {seeds}, mean of {len(indices)} draws of {size}; arm - each reference model, EMA, paired over seeds")
 
     def per_seed(get) -> dict[str, list[float]]:
@@ -111,7 +121,8 @@ def main() -> None:
     for name, scores in table.items():
         entry = {"per_seed": scores}
         if name in args.arms:
-            entry["minus"] = {m: {w: paired_difference(scores[w], table[m][w]) for w in WEIGHTS} for m in refs}
+            entry["minus"] = {m: {w: paired_difference(scores[w], table[m][w]) for w in WEIGHTS}
+                              for m in args.reference_models if m != name}
         summary["models"][name] = entry
         print(f"{name:<26}" + "  ".join(f"{w} " + " ".join(f"{v:.3f}" for v in scores[w]) for w in WEIGHTS))
         for m, d in entry.get("minus", {}).items():

@@ -198,7 +198,11 @@ class LossConfig:
     L_cm on probabilities is smallest when both views predict nothing, so with weight it can
     drain the foreground, and then stops pressing as the pseudo-labels lose it (false: lambda_cm
     as set; on the synapse demo's calibration seeds it acted after the foreground had drained
-    and was not adopted, BENCHMARKS.md)."""
+    and was not adopted, BENCHMARKS.md); lambda_cm_debiased: with debias_pos_weight, the weight
+    of L_cm on the channels whose pseudo-labels come from the debiased teacher (debias_fallback
+    has not switched them back: the teacher's target probabilities hold up without the
+    pos_weight bias), lambda_cm (guarded by cm_guard if set) on the others (null: lambda_cm on
+    every channel)."""
 
     cl: Optional[bool] = None
     cm: Optional[bool] = None
@@ -221,6 +225,7 @@ class LossConfig:
     negative_band: Optional[float] = None
     sup_weight: float = 1.0
     cm_guard: bool = False
+    lambda_cm_debiased: Optional[float] = None
 
 
 @dataclass
@@ -439,6 +444,9 @@ def resolve(run: RunConfig) -> RunConfig:
     if run.loss.cm_guard and run.model.head != "sigmoid":
         raise UserError(f"loss.cm_guard=true scales L_cm by the sigmoid pseudo-labels' foreground but model.head={run.model.head}; "
                         "set loss.cm_guard=false")
+    if run.loss.lambda_cm_debiased is not None and not (run.model.head == "sigmoid" and run.loss.debias_pos_weight):
+        raise UserError(f"loss.lambda_cm_debiased={run.loss.lambda_cm_debiased} weights L_cm on the channels of the debiased "
+                        "sigmoid teacher; set model.head=sigmoid and loss.debias_pos_weight=true, or loss.lambda_cm_debiased=null")
     if run.loss.negative_band is not None and run.loss.threshold_rule != "prior":
         raise UserError(f"loss.negative_band={run.loss.negative_band} widens the negatives of threshold_rule=prior; "
                         "set loss.threshold_rule=prior (sigmoid head), or loss.negative_band=null")
@@ -472,6 +480,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "loss.cl_pos_weight": (lambda v: v is None or (len(v) >= 1 and all(_finite(w) and w > 0 for w in v)),
                            "null or finite weights > 0", "loss.cl_pos_weight=null"),
     "loss.lambda_cm": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.lambda_cm=0.01"),
+    "loss.lambda_cm_debiased": (lambda v: v is None or (_finite(v) and v >= 0), "null or a finite weight >= 0",
+                                "loss.lambda_cm_debiased=null"),
     "loss.negative_threshold": (lambda v: v is None or (_finite(v) and 0 < v <= 1), "null or a probability in (0, 1]",
                                 "loss.negative_threshold=null"),
     "loss.sup_weight": (lambda v: _finite(v) and v >= 0, "a finite weight >= 0", "loss.sup_weight=1"),

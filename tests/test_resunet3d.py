@@ -157,3 +157,61 @@ def test_cm_weight_by_hand():
     assert cm_weight(10.0, 0.003, 0.001) == pytest.approx(10.0)  # more than the source: capped at lambda_cm
     assert cm_weight(10.0, 0.0, 0.001) == 0.0  # pseudo-labels without foreground: L_cm off
     assert cm_weight(0.1, 0.0, 0.0) == pytest.approx(0.1)  # no source fraction yet: as set
+
+
+def test_channel_cm_weights_by_hand():
+    from masktwins3d.adapt.losses import channel_cm_weights
+
+    assert channel_cm_weights(0.1, 10.0, [True, False]) == [10.0, 0.1]  # debiased channel: the strong weight
+    assert channel_cm_weights(0.1, 10.0, [False, False]) == [0.1, 0.1]  # both fell back: as set
+    assert channel_cm_weights(0.1, None, [True, True]) == [0.1, 0.1]  # key unset: lambda_cm everywhere
+
+
+def test_cross_mask_loss_channel_weights_by_hand():
+    """sum_c w_c * MSE_c / C, with MSE_c over channel c's voxels; equal weights give w * MSE."""
+    from masktwins3d.adapt.losses import cross_mask_loss
+
+    a = torch.zeros(1, 2, 2, 2, 2)
+    b = torch.zeros(1, 2, 2, 2, 2)
+    b[0, 0, 0, 0, 0] = 2.0  # channel 0: one voxel of 8 differs by 2 -> MSE_0 = 4 / 8 = 0.5
+    b[0, 1] = 1.0  # channel 1: every voxel differs by 1 -> MSE_1 = 1
+    weighted = cross_mask_loss([a, b], "logits", "sigmoid", [10.0, 0.1])
+    assert float(weighted) == pytest.approx((10.0 * 0.5 + 0.1 * 1.0) / 2)
+    plain = cross_mask_loss([a, b], "logits", "sigmoid")
+    assert float(cross_mask_loss([a, b], "logits", "sigmoid", [3.0, 3.0])) == pytest.approx(3.0 * float(plain))
+    with pytest.raises(ValueError, match="3 values for 2 channels"):
+        cross_mask_loss([a, b], "logits", "sigmoid", [1.0, 1.0, 1.0])
+
+
+def test_lambda_cm_debiased_follows_the_debias_switch():
+    """loss.lambda_cm_debiased: L_cm weighted per channel by whether that channel's pseudo-labels came from
+    the debiased teacher; a channel that debias_fallback switched back keeps lambda_cm."""
+    base = ["method=masktwins", "model.name=resunet3d", "model.head=sigmoid", f"model.widths={NARROW}", "loss.threshold=[0.75,0.65]",
+            "data.crop=[32,32,32]", "mask.patch=4", "teacher.ema=false", "loss.lambda_cm=0.1", "loss.pos_weight=[30]",
+            "loss.threshold_rule=prior", "loss.debias_pos_weight=true", "loss.debias_fallback=0.25", "loss.lambda_cm_debiased=10"]
+    run = load_config(None, base)
+    torch.manual_seed(0)
+    method = MaskedConsistency(build_model(run.model), run, 0.0, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(3)
+    batch = {"source_image": torch.randn(2, 1, 32, 32, 32, generator=g),
+             "source_label": (torch.rand((2, 2, 32, 32, 32), generator=g) < 0.01).long(),
+             "target_image": torch.randn(2, 1, 32, 32, 32, generator=g)}
+    _, logs = method.loss(batch, 0)  # the real switch: what it logs is what L_cm's weights follow
+    assert sum(method.debiased) == float(logs["debiased_channels"])
+    assert float(logs["lambda_cm"]) == pytest.approx(sum(10.0 if d else 0.1 for d in method.debiased) / 2)
+    extra = {}
+    for debiased in ((True, False), (False, True), (False, False), (True, True)):
+        method.pseudo_labels = lambda t_logits, prior, logs, d=debiased: (  # the switch's outcome, set by hand
+            setattr(method, "debiased", list(d)) or ((t_logits >= 0).float(), torch.ones_like(t_logits, dtype=torch.bool)))
+        method.generator.manual_seed(0)  # the same masks every time: the same views and per-channel MSEs
+        _, logs = method.loss(batch, 0)
+        assert float(logs["lambda_cm"]) == pytest.approx(sum(10.0 if d else 0.1 for d in debiased) / 2)
+        extra[debiased] = float(logs["loss"] - logs["l_sup"] - logs["l_cl"])
+        l_cm = float(logs["l_cm"])  # the unweighted mean over both channels
+    assert extra[(True, True)] == pytest.approx(10.0 * l_cm, rel=1e-4, abs=2e-6)  # both debiased: lambda_cm_debiased on all
+    assert extra[(False, False)] == pytest.approx(0.1 * l_cm, rel=1e-4, abs=2e-6)  # both switched back: lambda_cm on all
+    # (10 m0 + 0.1 m1) / 2 + (0.1 m0 + 10 m1) / 2 = (10 + 0.1) (m0 + m1) / 2: one channel at each weight, summed
+    assert extra[(True, False)] + extra[(False, True)] == pytest.approx(extra[(True, True)] + extra[(False, False)], rel=1e-4, abs=2e-6)
+    assert abs(extra[(True, False)] - extra[(False, True)]) > 1e-4  # the two channels' MSEs differ
+    with pytest.raises(UserError, match="loss.lambda_cm_debiased=10.0 .* set model.head=sigmoid and loss.debias_pos_weight=true"):
+        load_config(None, [*base[:-4], "loss.lambda_cm_debiased=10"])

@@ -125,6 +125,16 @@ def cm_weight(lambda_cm: float, pl_fraction: float, source_fraction: float) -> f
     return float(lambda_cm) * min(1.0, max(0.0, float(pl_fraction)) / float(source_fraction))
 
 
+def channel_cm_weights(lambda_cm: float, lambda_debiased: float | None, debiased: Sequence[bool]) -> list[float]:
+    """Per channel, the weight of its L_cm (``loss.lambda_cm_debiased``): ``lambda_debiased`` where the
+    channel's pseudo-labels come from the debiased teacher (:func:`debias_choice` True), ``lambda_cm``
+    where they fall back to the plain one; ``lambda_cm`` on every channel when ``lambda_debiased``
+    is None."""
+    if lambda_debiased is None:
+        return [float(lambda_cm)] * len(debiased)
+    return [float(lambda_debiased) if d else float(lambda_cm) for d in debiased]
+
+
 def debias_choice(debiased_fraction: Sequence[float], source_fraction: Sequence[float], ratio: float | None) -> list[bool]:
     """Per channel, whether the debiased teacher makes the pseudo-labels (``loss.debias_fallback``).
 
@@ -283,13 +293,26 @@ def consistency_loss(
     return sum(w * weighted_ce(lg, label, confident, head, weighting, pos_weight) for w, lg in zip(view_weights, view_logits))
 
 
-def cross_mask_loss(view_logits: Sequence[torch.Tensor], space: CMSpace, head: Head) -> torch.Tensor:
+def cross_mask_loss(
+    view_logits: Sequence[torch.Tensor], space: CMSpace, head: Head, channel_weights: Sequence[float] | None = None
+) -> torch.Tensor:
     """``L_cm``: MSE between the views' predictions, averaged over all view pairs.
 
     On logits (official) or probabilities (softmax / sigmoid); gradient flows into both views.
+    ``channel_weights``: one weight per channel ``c`` of ``(B, C, *S)`` predictions; the result is
+    then ``sum_c w_c * MSE_c / C`` (``MSE_c`` over channel ``c``'s voxels), which is ``w * MSE``
+    when every ``w_c`` is ``w``.
     """
     if CMSpace(space) is CMSpace.PROBS:
         act = (lambda t: torch.softmax(t, dim=1)) if Head(head) is Head.SOFTMAX else torch.sigmoid
         view_logits = [act(t) for t in view_logits]
     pairs = [(i, j) for i in range(len(view_logits)) for j in range(i + 1, len(view_logits))]
-    return sum(F.mse_loss(view_logits[i], view_logits[j]) for i, j in pairs) / len(pairs)
+    if channel_weights is None:
+        return sum(F.mse_loss(view_logits[i], view_logits[j]) for i, j in pairs) / len(pairs)
+    first = view_logits[0]
+    if len(channel_weights) != first.shape[1]:
+        raise ValueError(f"channel_weights has {len(channel_weights)} values for {first.shape[1]} channels")
+    dims = [d for d in range(first.ndim) if d != 1]
+    per_channel = sum(((view_logits[i] - view_logits[j]) ** 2).mean(dim=dims) for i, j in pairs) / len(pairs)
+    weights = small_tensor(list(channel_weights), per_channel.dtype, per_channel.device)
+    return (weights * per_channel).mean()

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .losses import Head, cm_weight, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
+from .losses import Head, channel_cm_weights, cm_weight, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
@@ -155,6 +155,8 @@ class MaskedConsistency(StudentMethod):
         # labels positive (sum of batch fractions; batches counted by source_fg_count's twin)
         self.debiased_fg_sum = [0.0] * int(run.model.out_channels)
         self.debiased_fg_count = 0
+        # per channel, whether the last pseudo-labels came from the debiased teacher (loss.lambda_cm_debiased)
+        self.debiased = [self.prior is not None] * int(run.model.out_channels)
 
     def extra_state(self) -> dict:
         """The method's own running statistics, stored in checkpoints so a resume continues them."""
@@ -186,11 +188,14 @@ class MaskedConsistency(StudentMethod):
             return pseudo_label(logits, self.head, self.threshold, self.lcfg.threshold_rule, self.lcfg.cb_portion, prior,
                                 self.lcfg.negative_threshold, self.lcfg.negative_band)
 
+        n = t_logits.shape[1]
         if self.prior is None:
+            self.debiased = [False] * n
             return label_of(t_logits)
         shift = self.prior.to(t_logits.device, t_logits.dtype).reshape(1, -1, *([1] * (t_logits.ndim - 2)))
         label, confident = label_of(t_logits - shift)  # the teacher's logits without the pos_weight bias
         if self.lcfg.debias_fallback is None or prior is None:
+            self.debiased = [True] * n
             return label, confident
         dims = [d for d in range(label.ndim) if d != 1]
         batch = (label > 0).float().mean(dim=dims).tolist()
@@ -198,6 +203,7 @@ class MaskedConsistency(StudentMethod):
         self.debiased_fg_count += 1
         running = [a / self.debiased_fg_count for a in self.debiased_fg_sum]
         keep = debias_choice(running, prior, self.lcfg.debias_fallback)
+        self.debiased = list(keep)
         logs["debiased_channels"] = torch.tensor(float(sum(keep)))
         if all(keep):
             return label, confident
@@ -260,7 +266,12 @@ class MaskedConsistency(StudentMethod):
                 if self.lcfg.cm_guard:
                     lam = cm_weight(lam, float(logs["pl_foreground"]), sum(running) / len(running))
                     logs["lambda_cm"] = torch.tensor(lam)
-                total = total + lam * l_cm
+                if self.lcfg.lambda_cm_debiased is not None:
+                    weights = channel_cm_weights(lam, self.lcfg.lambda_cm_debiased, self.debiased)
+                    total = total + cross_mask_loss(view_logits, self.lcfg.cm_space, self.head, weights)
+                    logs["lambda_cm"] = torch.tensor(sum(weights) / len(weights))
+                else:
+                    total = total + lam * l_cm
                 logs["l_cm"] = l_cm.detach()
         logs["loss"] = total.detach()
         return total, logs
