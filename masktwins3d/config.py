@@ -114,7 +114,14 @@ class DataConfig:
     same kind: the first stays ``data.source`` (its voxel size is the model's), the others
     become ``extra_sources``; crops are drawn from each in proportion to its voxels, each with
     its own normalisation (2D models only); allow_missing: accept zarr images with chunks that
-    were never written (they read as the fill value; default false: refused)."""
+    were never written (they read as the fill value; default false: refused);
+    train_voxel_size: [Z, Y, X] nm the model learns at (2D models only; null: the first source's
+    voxel size): the sections of every volume whose voxel size is known, source and target, are
+    zoomed in-plane to its Y and X while crops are drawn, so a coarser size trains on a wider
+    field of view without a separate down-sampling step; the checkpoint records it with the
+    source's Z, and prediction resamples an input of known voxel size to it and back. A labelled
+    volume of unknown voxel size stops the run; a target of unknown voxel size is used as it is,
+    with a note."""
 
     source: VolumeConfig = field(default_factory=VolumeConfig)
     extra_sources: List[VolumeConfig] = field(default_factory=list)
@@ -133,6 +140,7 @@ class DataConfig:
     augmentations: AugmentConfig = field(default_factory=lambda: AugmentConfig())
     match_histogram: bool = False
     allow_missing: bool = False
+    train_voxel_size: Optional[List[float]] = None
 
 
 @dataclass
@@ -427,6 +435,13 @@ def resolve(run: RunConfig) -> RunConfig:
     if run.data.batch_size < 1 or run.optim.iterations < 1:
         raise UserError("data.batch_size and optim.iterations must be at least 1; fix the config")
     run.train.amp = {"auto": "auto", "on": "true", "off": "false"}[parse_amp(run.train.amp, "train.amp")]
+    if run.data.train_voxel_size is not None:
+        if len(run.data.crop) != 2:
+            raise UserError(f"data.train_voxel_size={list(run.data.train_voxel_size)} zooms sections of 2D models but data.crop="
+                            f"{list(run.data.crop)} is 3D; set data.train_voxel_size=null (the 3D track trains at its volumes' voxel size)")
+        if run.data.resample == "never":
+            raise UserError(f"data.train_voxel_size={list(run.data.train_voxel_size)} resamples every volume but data.resample=never; "
+                            "set data.resample=auto or data.train_voxel_size=null")
     if not 0.0 < run.data.min_valid <= 1.0:
         raise UserError(f"data.min_valid={run.data.min_valid} must be a fraction in (0, 1], e.g. 1.0 (crops wholly inside the valid mask)")
     if run.loss.threshold_rule == "prior" and run.model.head != "sigmoid":
@@ -493,6 +508,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "mask.views": (lambda v: v >= 2, "at least 2 views", "mask.views=2"),
     "data.crop": (lambda v: len(v) in (2, 3) and all(c >= 1 for c in v), "2 (Y, X) or 3 (Z, Y, X) sizes >= 1", "data.crop=[512,512]"),
     "data.cube": (lambda v: v >= 1, "an edge >= 1 voxel", "data.cube=3"),
+    "data.train_voxel_size": (lambda v: v is None or (len(v) == 3 and all(_finite(x) and x > 0 for x in v)),
+                              "null or three finite sizes > 0 in nm (Z, Y, X)", "data.train_voxel_size=[50,9.2,9.2]"),
     "data.max_tries": (lambda v: v >= 1, "at least 1", "data.max_tries=50"),
     "data.min_foreground": (lambda v: _finite(v) and 0 <= v < 1, "a fraction in [0, 1)", "data.min_foreground=0"),
     "data.reject_p": (lambda v: _finite(v) and 0 <= v <= 1, "a probability in [0, 1]", "data.reject_p=0.95"),

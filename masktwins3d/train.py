@@ -126,36 +126,70 @@ def _open_valid(vcfg, key: str, raw):
     return valid
 
 
+def model_voxel_size(run: RunConfig, s_raw) -> tuple[float, float, float]:
+    """The voxel size (ZYX nm) the model learns at: ``data.train_voxel_size`` in-plane with the
+    labelled volume's Z, or the labelled volume's own (possibly unknown) voxel size."""
+    if run.data.train_voxel_size is None:
+        return tuple(float(v) for v in s_raw.voxel_size)
+    return (float(s_raw.voxel_size[0]), float(run.data.train_voxel_size[1]), float(run.data.train_voxel_size[2]))
+
+
+def labelled_zoom(run: RunConfig, raw, key: str) -> tuple[float, float] | None:
+    """In-plane zoom of the (first) labelled volume to ``data.train_voxel_size`` (None: not set, or
+    equal within 5 %); a labelled volume of unknown voxel size cannot be zoomed: one line."""
+    import sys
+
+    from .data.resample import voxel_size_known, zoom_factors
+
+    if run.data.train_voxel_size is None:
+        return None
+    if not voxel_size_known(raw.voxel_size):
+        raise UserError(f"data.train_voxel_size={list(run.data.train_voxel_size)} zooms data.{key} to it, but data.{key}'s voxel "
+                        f"size is not recorded; set data.{key}.voxel_size=[Z,Y,X] in nm, or data.train_voxel_size=null")
+    to = model_voxel_size(run, raw)
+    f = zoom_factors(raw.voxel_size, to)
+    if f is not None:
+        print(f"note: data.{key} sections {raw.voxel_size[1]:g} x {raw.voxel_size[2]:g} nm are zoomed by {f[0]:.3g} x {f[1]:.3g} "
+              f"to data.train_voxel_size's {to[1]:g} x {to[2]:g} nm", file=sys.stderr)
+    return f
+
+
 def target_zoom(run: RunConfig, s_raw, t_raw, dims: int) -> tuple[float, float] | None:
-    """In-plane zoom of the target's sections to the source's voxel size under ``data.resample``
-    (None: none); says on stderr what it does, and when it cannot because a voxel size is unknown."""
+    """In-plane zoom of the target's sections to the model's voxel size (:func:`model_voxel_size`)
+    under ``data.resample`` (None: none); says on stderr what it does, and when it cannot because a
+    voxel size is unknown."""
     import sys
 
     from .data.resample import voxel_size_known, zoom_factors
 
     if run.data.resample == "never" or dims != 2 or run.method in ("noadapt", "oracle"):
         return None
-    unknown = [k for k, v in (("source", s_raw), ("target", t_raw)) if not voxel_size_known(v.voxel_size)]
+    to = model_voxel_size(run, s_raw)
+    unknown = [k for k, v in (("source", to), ("target", t_raw.voxel_size)) if not voxel_size_known(v)]
     if unknown:
         print(f"note: the {' and '.join(unknown)} voxel size is not recorded; target crops are not resampled "
               f"(set data.{unknown[0]}.voxel_size=[Z,Y,X] in nm to resample)", file=sys.stderr)
         return None
-    f = zoom_factors(t_raw.voxel_size, s_raw.voxel_size)
+    whose = "data.train_voxel_size's" if run.data.train_voxel_size is not None else "the source's"
+    f = zoom_factors(t_raw.voxel_size, to)
     if f is not None:
         print(f"note: target sections {t_raw.voxel_size[1]:g} x {t_raw.voxel_size[2]:g} nm are zoomed by {f[0]:.3g} x {f[1]:.3g} "
-              f"to the source's {s_raw.voxel_size[1]:g} x {s_raw.voxel_size[2]:g} nm (data.resample=never turns this off)", file=sys.stderr)
+              f"to {whose} {to[1]:g} x {to[2]:g} nm (data.resample=never turns this off)", file=sys.stderr)
     return f
 
 
 def source_zoom(run: RunConfig, s_raw, raw, key: str) -> tuple[float, float] | None:
-    """In-plane zoom of a further labelled volume (``data.<key>``) to the first source's voxel
-    size, the model's, under ``data.resample`` (None: none or unknown, with a note on stderr)."""
+    """In-plane zoom of a further labelled volume (``data.<key>``) to the model's voxel size (the
+    first source's, or ``data.train_voxel_size``) under ``data.resample`` (None: none or unknown,
+    with a note on stderr)."""
     import sys
 
     from .data.resample import voxel_size_known, zoom_factors
 
     if run.data.resample == "never":
         return None
+    if run.data.train_voxel_size is not None:
+        return labelled_zoom(run, raw, key)
     if not (voxel_size_known(s_raw.voxel_size) and voxel_size_known(raw.voxel_size)):
         if voxel_size_known(s_raw.voxel_size) != voxel_size_known(raw.voxel_size):
             print(f"note: the voxel size of data.{key} or of the first data.source is not recorded; its crops are not resampled "
@@ -308,7 +342,8 @@ class TrainingData:
         target: the unlabelled target image (None for methods without target losses).
         reference: the volume whose histogram the source is matched to (None: no matching).
         source_valid, target_valid: their valid-region masks (or None).
-        target_scale: in-plane zoom of target crops to the source scale (or None).
+        source_scale: in-plane zoom of the labelled crops to ``data.train_voxel_size`` (or None).
+        target_scale: in-plane zoom of target crops to the model's voxel size (or None).
         scale: the label-free scale check's note (or None).
     """
 
@@ -322,6 +357,7 @@ class TrainingData:
     reference: Any = None
     source_valid: Any = None
     target_valid: Any = None
+    source_scale: Any = None
     target_scale: Any = None
     scale: Any = None
 
@@ -369,6 +405,7 @@ def open_training_data(run: RunConfig, resume: bool) -> TrainingData:
                                 "give data.target.raw (or data.target.dataset), or set data.match_histogram=false")
             data.reference, _ = _open_pair(run.data.target, "target", need_label=False, **common)
     data.source_valid = _open_valid(source_cfg, key, data.source)
+    data.source_scale = labelled_zoom(run, data.source, key)
     if data.target is not None:
         data.target_valid = _open_valid(run.data.target, "target", data.target)
         data.target_scale = target_zoom(run, data.source, data.target, dims)
@@ -391,7 +428,7 @@ def build_samplers(run: RunConfig, data: TrainingData, s_rng: np.random.Generato
                               augmenter=augmenter, valid=data.source_valid, min_valid=min_valid)
     else:
         labelled = SectionCrops(data.source, data.label, crop, normalizer(data.source), s_rng, augment, rejection=rejection,
-                                valid=data.source_valid, min_valid=min_valid, augmenter=augmenter)
+                                scale=data.source_scale, valid=data.source_valid, min_valid=min_valid, augmenter=augmenter)
         if data.extra_sources:
             samplers, weights = [labelled], [float(np.prod(data.source.shape))]
             for i, (vcfg, raw_i, label_i) in enumerate(data.extra_sources, start=1):
@@ -412,14 +449,15 @@ def build_samplers(run: RunConfig, data: TrainingData, s_rng: np.random.Generato
     return labelled, target, t_norm.fill_value(run.mask.fill)
 
 
-def warm_start(run: RunConfig, model: torch.nn.Module, method, resume: bool):
+def warm_start(run: RunConfig, model: torch.nn.Module, method, resume: bool, voxel_size=None):
     """Load ``train.init``'s weights into the student (and re-copy the teacher) unless resuming;
-    the init's provenance for ``meta.json`` (or None)."""
+    the init's provenance for ``meta.json`` (or None). ``voxel_size``: the voxel size this run's
+    model learns at, checked against the one the init checkpoint learned at."""
     if not run.train.init or resume:  # on resume the weights come from the run's own checkpoint
         return None
     from .adapt.warmstart import init_weights
 
-    state_dict, init_info = init_weights(run.train.init, asdict(run.model), run.train.init_weights)
+    state_dict, init_info = init_weights(run.train.init, asdict(run.model), run.train.init_weights, voxel_size)
     model.load_state_dict(state_dict)
     if getattr(method, "teacher", None) is not None:
         method.teacher.reset(model)
@@ -478,7 +516,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     labelled, target, fill = build_samplers(run, data, s_rng, t_rng)
     method = build_method(run, model, fill, mask_gen)
-    init_info = warm_start(run, model, method, resume)
+    init_info = warm_start(run, model, method, resume, model_voxel_size(run, data.source))
     method.set_net(distributed.wrap_ddp(model, env))
     if method.needs_target and run.mask.kind != "none":
         from .adapt.masks import check_grid
@@ -497,7 +535,7 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
         rng_state=rng_state, set_rng_state=set_rng_state,
         extra={
             "model_config": asdict(run.model),
-            "voxel_size": [float(v) for v in data.source.voxel_size],  # what the model learned at (prediction resamples to it)
+            "voxel_size": list(model_voxel_size(run, data.source)),  # what the model learned at (prediction resamples to it)
             "config": to_yaml(run), "version": __version__, "commit": git_commit(), "init": init_info,
         },
         progress=run.train.progress, precision=precision, env=env, snapshot_every=run.train.snapshot_every,

@@ -220,3 +220,50 @@ def test_point_crops_stay_inside_valid_mask():
     assert target.shape == (20, 2, 8, 8, 8)
     with pytest.raises(UserError, match="valid mask"):
         PointCrops(raw, None, (8, 8, 8), Normalizer(0.0, 1.0), np.random.default_rng(0), valid=np.zeros_like(valid)).sample(1)
+
+
+def test_train_voxel_size_zooms_every_volume_and_warm_starts_only_at_its_scale(tiny_pair, tmp_path, capsys):
+    """data.train_voxel_size: source and target sections (both 5 nm) are read at 64x64 and shrunk to the
+    32x32 crop of a 10 nm model; the checkpoint records 10 nm with the source's Z; a warm start from it
+    at another scale is one line, at its own it runs."""
+    from masktwins3d.adapt.trainer import load_checkpoint
+    from masktwins3d.config import load_config
+    from masktwins3d.train import build_samplers, open_training_data, train
+
+    coarse = ["data.train_voxel_size=[40,10,10]"]
+    run = load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "r", coarse))
+    data = open_training_data(run, resume=False)
+    labelled, target, _ = build_samplers(run, data, np.random.default_rng(0), np.random.default_rng(1))
+    assert labelled.extent == (64, 64) and target.extent == (64, 64)
+    img, lab = labelled.sample(2)
+    assert img.shape == (2, 1, 32, 32) and lab.shape == (2, 32, 32)
+    err = capsys.readouterr().err
+    assert "data.source sections 5 x 5 nm are zoomed by 0.5 x 0.5 to data.train_voxel_size's 10 x 10 nm" in err
+    assert "target sections 5 x 5 nm are zoomed by 0.5 x 0.5 to data.train_voxel_size's 10 x 10 nm" in err
+    ckpt = train(run)
+    assert load_checkpoint(ckpt)["voxel_size"] == [40.0, 10.0, 10.0]
+    # the model's own scale: no zoom, the source's voxel size recorded as before
+    plain = load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "p"))
+    assert open_training_data(plain, resume=False).source_scale is None
+    with pytest.raises(UserError, match=r"learned at 40 x 10 x 10 nm but this run learns at 40 x 5 x 5 nm; "
+                                        r"set data.train_voxel_size=\[40, 10, 10\]"):
+        train(load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "w", [f"train.init={ckpt}"])))
+    assert not (tmp_path / "w").exists()  # refused before anything is written
+    warm = train(load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "w", [f"train.init={ckpt}", *coarse])))
+    assert load_checkpoint(warm)["voxel_size"] == [40.0, 10.0, 10.0]
+
+
+def test_train_voxel_size_refusals(tiny_pair, tmp_path):
+    from masktwins3d.config import load_config
+    from masktwins3d.train import open_training_data
+
+    coarse = ["data.train_voxel_size=[40,10,10]"]
+    with pytest.raises(UserError, match="data.resample=never; set data.resample=auto or data.train_voxel_size=null"):
+        load_config(None, _tiny(tiny_pair, "noadapt", tmp_path / "r", [*coarse, "data.resample=never"]))
+    with pytest.raises(UserError, match=r"data.crop=\[32, 32, 32\] is 3D"):
+        load_config(None, _tiny(tiny_pair, "noadapt", tmp_path / "r", [*coarse, "data.crop=[32,32,32]"]))
+    unknown = create_volume(tmp_path / "u.zarr/raw", (4, 64, 64), np.uint8)  # no voxel size recorded
+    unknown[:] = open_volume(tiny_pair["source"][0])[:]
+    run = load_config(None, _tiny(tiny_pair, "noadapt", tmp_path / "r", [*coarse, f"data.source.raw={tmp_path / 'u.zarr/raw'}"]))
+    with pytest.raises(UserError, match=r"data.source's voxel size is not recorded; set data.source.voxel_size=\[Z,Y,X\]"):
+        open_training_data(run, resume=False)

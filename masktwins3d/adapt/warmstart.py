@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ..data.resample import zoom_factors
 from ..errors import UserError
 from .trainer import load_checkpoint
 
@@ -19,13 +20,15 @@ from .trainer import load_checkpoint
 _WEIGHTLESS = ("adain",)
 
 
-def init_weights(path: str | Path, model_config: dict, weights: str = "ema") -> tuple[dict, dict]:
+def init_weights(path: str | Path, model_config: dict, weights: str = "ema", voxel_size=None) -> tuple[dict, dict]:
     """The state dict that starts this run, and a record of where it came from.
 
     Args:
         path: ``checkpoint.pt`` (or a snapshot) of an earlier run.
         model_config: this run's model config as a dict (``dataclasses.asdict(run.model)``).
         weights: ``ema`` (the checkpoint's EMA weights) or ``student``.
+        voxel_size: ZYX nm this run's model learns at (None: not checked); when it and the
+            checkpoint's are both known and differ in-plane by more than 5 %, one line.
 
     Returns:
         ``(state_dict, info)``; ``info`` has the path, its sha256, the weights and the step.
@@ -37,6 +40,10 @@ def init_weights(path: str | Path, model_config: dict, weights: str = "ema") -> 
             continue
         raise UserError(f"train.init={path} holds a model with {key}={theirs.get(key)!r} but this run has "
                         f"model.{key}={model_config.get(key)!r}; set model.{key}={theirs.get(key)!r} or start from a checkpoint of this model")
+    theirs_vs = state.get("voxel_size")
+    if voxel_size is not None and theirs_vs is not None and zoom_factors(theirs_vs, voxel_size) is not None:
+        raise UserError(f"train.init={path} learned at {_nm(theirs_vs)} nm but this run learns at {_nm(voxel_size)} nm; "
+                        f"set data.train_voxel_size=[{', '.join(f'{v:g}' for v in theirs_vs)}] to adapt it at its own scale")
     if weights == "ema":
         if state.get("teacher") is None:
             raise UserError(f"train.init={path} holds no EMA weights (its run had teacher.ema=false); pass train.init_weights=student")
@@ -45,3 +52,7 @@ def init_weights(path: str | Path, model_config: dict, weights: str = "ema") -> 
         sd = state["model"]
     info = {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "weights": weights, "step": int(state.get("step", 0))}
     return sd, info
+
+
+def _nm(voxel_size) -> str:
+    return " x ".join(f"{float(v):g}" for v in voxel_size)
