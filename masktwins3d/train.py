@@ -516,7 +516,8 @@ def build_trainer(run: RunConfig, overwrite: bool = False, resume: bool = False,
     mask_gen = torch.Generator().manual_seed(int(seeds[2].generate_state(1)[0]))
     labelled, target, fill = build_samplers(run, data, s_rng, t_rng)
     method = build_method(run, model, fill, mask_gen)
-    init_info = warm_start(run, model, method, resume, model_voxel_size(run, data.source))
+    # data.resample=never: voxel sizes are the user's business, the demo's oracle adapts its source model at the target's
+    init_info = warm_start(run, model, method, resume, None if run.data.resample == "never" else model_voxel_size(run, data.source))
     method.set_net(distributed.wrap_ddp(model, env))
     if method.needs_target and run.mask.kind != "none":
         from .adapt.masks import check_grid

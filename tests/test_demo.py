@@ -15,7 +15,7 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
     report = run_demo(
         data_dir=tmp_path / "vol",
         out_dir=tmp_path / "run",
-        methods=["noadapt", "masktwins"],
+        methods=["noadapt", "masktwins", "oracle"],  # the oracle warm-starts on the target, of another voxel size
         synapse_methods=["noadapt", "masktwins"],
         iterations=2,
         synapse_iterations=2,
@@ -30,7 +30,7 @@ def test_demo_both_tracks_tiny(tmp_path, capsys):
     assert "DA-ISC 2d" in out and "WASPSYN" in out and "F1_pre" in out
     saved = json.loads((tmp_path / "run" / "report.json").read_text())
     assert set(saved) == {"mito", "synapse", "seconds"}
-    assert set(saved["mito"]["methods"]) == {"noadapt", "masktwins"}
+    assert set(saved["mito"]["methods"]) == {"noadapt", "masktwins", "oracle"}
     for name in ("noadapt", "masktwins"):
         for w in ("student", "ema"):  # every run scored with both weights
             assert set(saved["mito"]["methods"][name][w]) == {"iou", "f1", "mcc", "map"}

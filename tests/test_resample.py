@@ -251,6 +251,10 @@ def test_train_voxel_size_zooms_every_volume_and_warm_starts_only_at_its_scale(t
     assert not (tmp_path / "w").exists()  # refused before anything is written
     warm = train(load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "w", [f"train.init={ckpt}", *coarse])))
     assert load_checkpoint(warm)["voxel_size"] == [40.0, 10.0, 10.0]
+    # data.resample=never leaves voxel sizes to the user (the demo's oracle adapts its source model on a target
+    # of another voxel size): no check
+    never = train(load_config(None, _tiny(tiny_pair, "masktwins", tmp_path / "n", [f"train.init={ckpt}", "data.resample=never"])))
+    assert load_checkpoint(never)["voxel_size"] == [40.0, 5.0, 5.0]
 
 
 def test_train_voxel_size_refusals(tiny_pair, tmp_path):

@@ -27,8 +27,9 @@ def init_weights(path: str | Path, model_config: dict, weights: str = "ema", vox
         path: ``checkpoint.pt`` (or a snapshot) of an earlier run.
         model_config: this run's model config as a dict (``dataclasses.asdict(run.model)``).
         weights: ``ema`` (the checkpoint's EMA weights) or ``student``.
-        voxel_size: ZYX nm this run's model learns at (None: not checked); when it and the
-            checkpoint's are both known and differ in-plane by more than 5 %, one line.
+        voxel_size: ZYX nm this run's model learns at (None: not checked, as under
+            ``data.resample=never``); when it and the checkpoint's are both known and differ
+            in-plane by more than 5 %, one line.
 
     Returns:
         ``(state_dict, info)``; ``info`` has the path, its sha256, the weights and the step.
