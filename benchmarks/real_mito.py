@@ -75,12 +75,14 @@ def prepare_scaled(data: Path, folder: Path, scale: float) -> dict[str, str]:
 
 
 def one_run(config: str, data: str, out: str, method: str, seed: int, overrides: list[str], threads: int,
-            patch: int, resume: bool, scaled: dict | None = None) -> dict:
+            patch: int, resume: bool, scaled: dict | None = None, val_voxel_size=None) -> dict:
     """Train ``method`` with ``seed``, predict CDeep3M val_raw with both weights, score them; the
     scores (also in out/scores.json): ``{weights: {metric: value, pred_fg}, ...}``.
 
     ``scaled``: specs of the down-sampled volumes (:func:`prepare_scaled`); prediction then runs
-    on the down-sampled val_raw and its probabilities are up-sampled onto val_raw's grid to be scored."""
+    on the down-sampled val_raw and its probabilities are up-sampled onto val_raw's grid to be scored.
+    ``val_voxel_size``: the voxel size val_raw is read with (CDeep3M records none), so that prediction
+    resamples it to the checkpoint's and back, as ``masktwins3d predict --voxel-size`` does."""
     import torch
 
     from masktwins3d.config import load_config
@@ -111,7 +113,8 @@ def one_run(config: str, data: str, out: str, method: str, seed: int, overrides:
     train_s = time.perf_counter() - t
     val = load_dataset("cdeep3m", data).split("val")
     t = time.perf_counter()
-    scores = {w: score_checkpoint(ckpt, w, out_dir / f"prob_val_{w}.zarr", val, patch, threads, scaled) for w in WEIGHTS}
+    scores = {w: score_checkpoint(ckpt, w, out_dir / f"prob_val_{w}.zarr", val, patch, threads, scaled, val_voxel_size)
+              for w in WEIGHTS}
     for w in WEIGHTS:
         write_mito_report(scores[w].pop("result"), out_dir / f"val_scores_{w}.json", out_dir / f"val_scores_{w}.csv", overwrite=True)
     scores.update(method=method, seed=seed, train_seconds=train_s, predict_seconds=time.perf_counter() - t,
@@ -120,7 +123,8 @@ def one_run(config: str, data: str, out: str, method: str, seed: int, overrides:
     return scores
 
 
-def score_checkpoint(ckpt, weights: str, prob: Path, val, patch: int, threads: int, scaled: dict | None) -> dict:
+def score_checkpoint(ckpt, weights: str, prob: Path, val, patch: int, threads: int, scaled: dict | None,
+                     val_voxel_size=None) -> dict:
     """Predict CDeep3M val_raw with ``weights`` of ``ckpt`` and score it (DA-ISC 2d); also the
     label-free fraction of val_raw predicted as mitochondria (VNC III's labels hold 5.4 %)."""
     import shutil
@@ -130,7 +134,8 @@ def score_checkpoint(ckpt, weights: str, prob: Path, val, patch: int, threads: i
     from masktwins3d.io import open_volume
 
     if scaled is None:
-        predict_with_checkpoint(ckpt, val.raw.path, prob, patch_size=(patch, patch), overlap=0.25, overwrite=True,
+        source = val.raw.path if val_voxel_size is None else open_volume(val.raw.path, voxel_size=tuple(val_voxel_size))
+        predict_with_checkpoint(ckpt, source, prob, patch_size=(patch, patch), overlap=0.25, overwrite=True,
                                 progress=False, threads=threads, weights=weights)
     else:
         from masktwins3d.data.resample import resample_volume
@@ -213,6 +218,10 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=float, default=0.5,
                    help="down-sample both domains in-plane by this factor before training (e.g. 0.5: 9.2 nm VNC III pixels); "
                         "predictions are up-sampled back and scored on val_raw's own grid (default 0.5; 1: native)")
+    p.add_argument("--target-voxel-size", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                   help="CDeep3M's voxel size in nm, which its file does not record (with --scale 1: it is given to "
+                        "training as data.target.voxel_size and val_raw is read with it, so data.train_voxel_size "
+                        "can zoom the target too)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--resume", action="store_true", help="reuse runs that already have scores.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -233,7 +242,13 @@ def main(argv=None) -> int:
         import shutil
 
         shutil.rmtree(args.out)
-    scaled = None
+    scaled, val_vs = None, args.target_voxel_size
+    if val_vs is not None:
+        if args.scale != 1.0:
+            print("--target-voxel-size goes with --scale 1 (the down-sampled volumes carry no voxel size of CDeep3M's); "
+                  "drop one of them", file=sys.stderr)
+            return 2
+        args.overrides = [*args.overrides, "data.target.voxel_size=[" + ",".join(f"{v:g}" for v in val_vs) + "]"]
     if args.scale != 1.0:
         if not 0 < args.scale < 1:
             print(f"--scale {args.scale} must be in (0, 1]; e.g. 0.5", file=sys.stderr)
@@ -255,7 +270,7 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         # phase 1: one source model per seed
         futures = {pool.submit(one_run, args.config, str(args.data), str(args.out / f"seed{s}" / "source"), "noadapt", s,
-                               args.overrides + snap, threads, args.patch, args.resume, scaled): s for s in args.seeds}
+                               args.overrides + snap, threads, args.patch, args.resume, scaled, val_vs): s for s in args.seeds}
         sources = {}
         for fut in as_completed(futures):
             r = fut.result()
@@ -269,14 +284,15 @@ def main(argv=None) -> int:
             init = args.out / f"seed{s}" / "source" / "checkpoint.pt"
             extra = [f"train.init={init}", "loss.target_start=0", f"optim.iterations={args.adapt_iterations}"]
             futures[pool.submit(one_run, args.config, str(args.data), str(args.out / f"seed{s}" / m), m, s,
-                                args.overrides + snap + extra, threads, args.patch, args.resume, scaled)] = (s, m)
+                                args.overrides + snap + extra, threads, args.patch, args.resume, scaled, val_vs)] = (s, m)
         for fut in as_completed(futures):
             r = fut.result()
             rows.append(r)
             report(r)
     summary = summarise(rows, args.methods)
     summary["source"] = {s: {w: r[w] for w in WEIGHTS} for s, r in sources.items()}
-    result = {"config": args.config, "overrides": args.overrides, "scale": args.scale, "seeds": args.seeds, "summary": summary,
+    result = {"config": args.config, "overrides": args.overrides, "scale": args.scale, "target_voxel_size": val_vs,
+              "seeds": args.seeds, "summary": summary,
               "adapt_iterations": args.adapt_iterations, "runs": sorted(rows, key=lambda r: (r["method"], r["seed"])),
               "seconds": time.perf_counter() - t0, "jobs": args.jobs}
     atomic_write_json(args.out / "summary.json", result)
