@@ -234,6 +234,17 @@ def main(argv=None) -> int:
         return 0
     from masktwins3d.config import load_config
 
+    # every mistake in the arguments stops here, before the output folder is touched
+    if not 0 < args.scale <= 1:
+        print(f"--scale {args.scale} must be in (0, 1]; e.g. 0.5", file=sys.stderr)
+        return 2
+    scaled, val_vs = None, args.target_voxel_size
+    if val_vs is not None:
+        if args.scale != 1.0:
+            print("--target-voxel-size goes with --scale 1 (the down-sampled volumes carry no voxel size of CDeep3M's); "
+                  "drop one of them", file=sys.stderr)
+            return 2
+        args.overrides = [*args.overrides, "data.target.voxel_size=[" + ",".join(f"{v:g}" for v in val_vs) + "]"]
     load_config(args.config, [f"data.root={args.data}", *args.overrides])  # bad config or overrides: fail before any run
     if args.out.exists() and any(args.out.iterdir()) and not (args.overwrite or args.resume):
         print(f"{args.out} exists; pass --overwrite to replace it or --resume to reuse finished runs", file=sys.stderr)
@@ -242,17 +253,7 @@ def main(argv=None) -> int:
         import shutil
 
         shutil.rmtree(args.out)
-    scaled, val_vs = None, args.target_voxel_size
-    if val_vs is not None:
-        if args.scale != 1.0:
-            print("--target-voxel-size goes with --scale 1 (the down-sampled volumes carry no voxel size of CDeep3M's); "
-                  "drop one of them", file=sys.stderr)
-            return 2
-        args.overrides = [*args.overrides, "data.target.voxel_size=[" + ",".join(f"{v:g}" for v in val_vs) + "]"]
     if args.scale != 1.0:
-        if not 0 < args.scale < 1:
-            print(f"--scale {args.scale} must be in (0, 1]; e.g. 0.5", file=sys.stderr)
-            return 2
         (args.out / "volumes").mkdir(parents=True, exist_ok=True)
         scaled = prepare_scaled(args.data, args.out / "volumes", args.scale)
     threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))

@@ -58,3 +58,16 @@ def test_real_benchmark_scaled_volumes_keep_geometry(real_data, tmp_path):
     assert val.shape == (10, 256, 256) and val.voxel_size == (1.0, 1.0, 1.0)  # unknown stays unknown
     labels = open_volume(specs["source_label"])[:]
     assert set(labels.ravel().tolist()) <= {0, 1} and 0.03 < labels.mean() < 0.08  # ~5.4 % mitochondria
+
+
+def test_benchmark_refuses_bad_arguments_before_touching_its_output(real_data, tmp_path, capsys):
+    """--overwrite removes an earlier output only after every argument has been checked."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier run")
+    bench = _bench()
+    for args, message in ((["--scale", "2"], "--scale 2.0 must be in (0, 1]"),
+                          (["--scale", "0.5", "--target-voxel-size", "50", "4.6", "4.6"], "--target-voxel-size goes with --scale 1")):
+        assert bench.main(["--data", str(real_data), "--out", str(out), "--overwrite", *args]) == 2
+        assert message in capsys.readouterr().err
+        assert (out / "keep.txt").read_text() == "an earlier run"
