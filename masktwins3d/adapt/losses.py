@@ -309,10 +309,22 @@ def cross_mask_loss(
     pairs = [(i, j) for i in range(len(view_logits)) for j in range(i + 1, len(view_logits))]
     if channel_weights is None:
         return sum(F.mse_loss(view_logits[i], view_logits[j]) for i, j in pairs) / len(pairs)
-    first = view_logits[0]
-    if len(channel_weights) != first.shape[1]:
-        raise ValueError(f"channel_weights has {len(channel_weights)} values for {first.shape[1]} channels")
-    dims = [d for d in range(first.ndim) if d != 1]
-    per_channel = sum(((view_logits[i] - view_logits[j]) ** 2).mean(dim=dims) for i, j in pairs) / len(pairs)
-    weights = small_tensor(list(channel_weights), per_channel.dtype, per_channel.device)
-    return (weights * per_channel).mean()
+    return weighted_channels(cross_mask_per_channel(view_logits, space, head, activated=True), channel_weights)
+
+
+def cross_mask_per_channel(view_logits: Sequence[torch.Tensor], space: CMSpace, head: Head, activated: bool = False) -> torch.Tensor:
+    """``L_cm`` per channel, ``(C,)``: each channel's MSE between the views (over its voxels), averaged over
+    view pairs; its mean is :func:`cross_mask_loss`. ``activated``: the views are already in ``space``."""
+    if not activated and CMSpace(space) is CMSpace.PROBS:
+        act = (lambda t: torch.softmax(t, dim=1)) if Head(head) is Head.SOFTMAX else torch.sigmoid
+        view_logits = [act(t) for t in view_logits]
+    pairs = [(i, j) for i in range(len(view_logits)) for j in range(i + 1, len(view_logits))]
+    dims = [d for d in range(view_logits[0].ndim) if d != 1]
+    return sum(((view_logits[i] - view_logits[j]) ** 2).mean(dim=dims) for i, j in pairs) / len(pairs)
+
+
+def weighted_channels(per_channel: torch.Tensor, channel_weights: Sequence[float]) -> torch.Tensor:
+    """``sum_c w_c * per_channel[c] / C``; one line when the number of weights is not the number of channels."""
+    if len(channel_weights) != per_channel.shape[0]:
+        raise ValueError(f"channel_weights has {len(channel_weights)} values for {per_channel.shape[0]} channels")
+    return (small_tensor(list(channel_weights), per_channel.dtype, per_channel.device) * per_channel).mean()

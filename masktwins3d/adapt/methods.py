@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .losses import Head, channel_cm_weights, cm_weight, consistency_loss, cross_mask_loss, debias_choice, foreground_fraction, pseudo_label, supervised_loss
+from .losses import (Head, channel_cm_weights, cm_weight, consistency_loss, cross_mask_loss, cross_mask_per_channel, debias_choice,
+                     foreground_fraction, pseudo_label, supervised_loss, weighted_channels)
 from .masks import MaskKind, apply_mask, draw_masks
 from .teacher import EMATeacher
 
@@ -261,16 +262,18 @@ class MaskedConsistency(StudentMethod):
                 total = total + l_cl
                 logs["l_cl"] = l_cl.detach()
             if self.lcfg.cm and len(view_logits) > 1:
-                l_cm = cross_mask_loss(view_logits, self.lcfg.cm_space, self.head)
                 lam = self.lcfg.lambda_cm
                 if self.lcfg.cm_guard:
                     lam = cm_weight(lam, float(logs["pl_foreground"]), sum(running) / len(running))
                     logs["lambda_cm"] = torch.tensor(lam)
-                if self.lcfg.lambda_cm_debiased is not None:
+                if self.lcfg.lambda_cm_debiased is not None:  # per channel, computed once: the weighted term and its mean
+                    per_channel = cross_mask_per_channel(view_logits, self.lcfg.cm_space, self.head)
                     weights = channel_cm_weights(lam, self.lcfg.lambda_cm_debiased, self.debiased)
-                    total = total + cross_mask_loss(view_logits, self.lcfg.cm_space, self.head, weights)
+                    l_cm = per_channel.mean()
+                    total = total + weighted_channels(per_channel, weights)
                     logs["lambda_cm"] = torch.tensor(sum(weights) / len(weights))
                 else:
+                    l_cm = cross_mask_loss(view_logits, self.lcfg.cm_space, self.head)
                     total = total + lam * l_cm
                 logs["l_cm"] = l_cm.detach()
         logs["loss"] = total.detach()
